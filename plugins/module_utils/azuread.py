@@ -1,0 +1,307 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, CE Ops automation team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Compare-and-act logic of azuread_app: the runbook's Azure AD part as functions a unit test can call."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import datetime
+import json
+
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import EXCHANGE_APP_ID
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import StepError
+
+EXCHANGE_ROLE_NAMES = ("IMAP.AccessAsApp", "POP.AccessAsApp", "SMTP.SendAsApp")
+
+
+# -- pure helpers ---------------------------------------------------------------------------------
+def parse_time(value):
+    """Graph's RFC 3339 timestamps, which may carry 7 fractional digits."""
+    if not value:
+        return None
+    text = value.replace("Z", "+00:00")
+    if "." in text:
+        head, rest = text.split(".", 1)
+        frac = "".join(ch for ch in rest if ch.isdigit())
+        tz = rest[len(frac):]
+        text = "%s.%s%s" % (head, frac[:6].ljust(6, "0"), tz)
+    parsed = datetime.datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed
+
+
+def format_time(moment):
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def exchange_role_ids(resource_sp, names):
+    """Map permission names to the Exchange resource's app role ids, resolved at run time."""
+    by_value = dict((role.get("value"), role.get("id")) for role in resource_sp.get("appRoles", []))
+    missing = [name for name in names if name not in by_value]
+    if missing:
+        raise ValueError("Office 365 Exchange Online in this directory offers no application permission %s (it offers %s)"
+                         % (", ".join(missing), ", ".join(sorted(v for v in by_value if v))))
+    return dict((name, by_value[name]) for name in names)
+
+
+def desired_required_resource_access(current, role_ids):
+    """requiredResourceAccess with the Exchange entry's application roles set to ``role_ids``.
+
+    Delegated scopes on Exchange and entries for other APIs are kept as they are.
+    """
+    result = []
+    exchange_entry = None
+    for entry in current or []:
+        if entry.get("resourceAppId") == EXCHANGE_APP_ID:
+            exchange_entry = entry
+        else:
+            result.append(entry)
+    scopes = [a for a in (exchange_entry or {}).get("resourceAccess", []) if a.get("type") != "Role"]
+    access = scopes + [{"id": role_id, "type": "Role"} for role_id in sorted(role_ids)]
+    if access:
+        result.append({"resourceAppId": EXCHANGE_APP_ID, "resourceAccess": access})
+    return result
+
+
+def requested_role_ids(required_resource_access):
+    for entry in required_resource_access or []:
+        if entry.get("resourceAppId") == EXCHANGE_APP_ID:
+            return set(a.get("id") for a in entry.get("resourceAccess", []) if a.get("type") == "Role")
+    return set()
+
+
+def secrets_named(application, name):
+    """Password credentials carrying ``name``, newest expiry first."""
+    creds = [c for c in application.get("passwordCredentials") or [] if c.get("displayName") == name]
+    return sorted(creds, key=lambda c: parse_time(c.get("endDateTime")) or datetime.datetime.min.replace(tzinfo=datetime.timezone.utc),
+                  reverse=True)
+
+
+def plan_secrets(creds, options, now):
+    """Decide (create_new, key_ids_to_remove) for the secrets of one name.
+
+    Expired secrets go always (they can only confuse); older valid ones only on retire_previous,
+    because CE may still be using them until it has the new one.
+    """
+    newest = creds[0] if creds else None
+    newest_end = parse_time(newest.get("endDateTime")) if newest else None
+    renew_at = now + datetime.timedelta(days=options["renew_before_days"])
+    create = bool(options["rotate"] or newest is None or newest_end <= renew_at)
+    remove = [c["keyId"] for c in creds if parse_time(c.get("endDateTime")) <= now]
+    if options["retire_previous"]:
+        keep = None if create else newest.get("keyId")
+        remove = [c["keyId"] for c in creds if c["keyId"] != keep]
+    return create, remove
+
+
+def secret_summary(cred):
+    return {"key_id": cred.get("keyId"), "end_date_time": cred.get("endDateTime")}
+
+
+def token_tenant(token):
+    """The directory GUID from a token's claims (the caller may have named the directory by domain)."""
+    try:
+        payload = token.split(".")[1]
+        payload += "=" * (-len(payload) % 4)
+        return json.loads(base64.urlsafe_b64decode(payload.encode("ascii"))).get("tid")
+    except (IndexError, ValueError, TypeError, AttributeError):
+        return None
+
+
+# -- the reconciler -------------------------------------------------------------------------------
+class AppReconciler:
+    def __init__(self, graph, auth, params, check_mode=False, now=None):
+        self.graph = graph
+        self.auth = auth
+        self.params = params
+        self.check_mode = check_mode
+        self.now = now or datetime.datetime.now(datetime.timezone.utc)
+        self.actions = []
+        self.changed = False
+        self.result = {}
+        self.label = self._label()
+
+    def _label(self):
+        p = self.params
+        name = p.get("unique_name") or p.get("app_id") or p.get("display_name")
+        return "app %r in directory %s" % (name, p["tenant_id"])
+
+    def step(self, doing, call):
+        """Run one Graph call; a failure names the object and what had already been done."""
+        try:
+            return call()
+        except ServiceError as error:
+            partial = dict(self.result, changed=self.changed, actions=self.actions)
+            raise StepError("%s: %s" % (self.label, doing), error, partial)
+
+    def act(self, description, call):
+        """A write: recorded always, sent only outside check mode."""
+        self.actions.append(description)
+        self.changed = True
+        if self.check_mode:
+            return None
+        return self.step(description, call)
+
+    def run(self):
+        self.result["tenant_id"] = token_tenant(self.step("getting a Graph token", self.auth.graph_token)) or self.params["tenant_id"]
+        application = self.find_application()
+        if self.params["state"] == "absent":
+            return self.ensure_absent(application)
+        return self.ensure_present(application)
+
+    def find_application(self):
+        p = self.params
+        found = self.step("looking up the app", lambda: self.graph.find_applications(
+            display_name=p.get("display_name"), unique_name=p.get("unique_name"), app_id=p.get("app_id")))
+        if len(found) > 1:
+            listing = ", ".join("%s (app id %s)" % (a.get("id"), a.get("appId")) for a in found)
+            raise StepError("%s: looking up the app" % self.label, ServiceError(
+                "Microsoft Graph", "%d apps are named %r: %s" % (len(found), p.get("display_name"), listing),
+                hint="display names are not unique: set app_id (or unique_name) to say which one, or delete the extra apps"))
+        return found[0] if found else None
+
+    def ensure_absent(self, application):
+        before = {"state": "present" if application else "absent"}
+        if application:
+            before.update(display_name=application.get("displayName"), app_id=application.get("appId"))
+            self.result.update(app_id=application.get("appId"), object_id=application.get("id"))
+            self.act("delete app registration %s" % application.get("appId"),
+                     lambda: self.graph.delete_application(application["id"]))
+        return self.finish(before, {"state": "absent"})
+
+    def ensure_present(self, application):
+        p = self.params
+        exchange_sp = self.step("reading the Office 365 Exchange Online service principal",
+                                lambda: self.graph.get_service_principal(EXCHANGE_APP_ID))
+        if not exchange_sp:
+            raise StepError("%s: reading the Office 365 Exchange Online service principal" % self.label, ServiceError(
+                "Microsoft Graph", "the directory has no service principal for Office 365 Exchange Online (%s)" % EXCHANGE_APP_ID,
+                hint="the directory needs an Exchange Online subscription before CE can read its mailboxes"))
+        try:
+            wanted = exchange_role_ids(exchange_sp, p["exchange_permissions"])
+        except ValueError as exc:
+            raise StepError("%s: resolving exchange_permissions" % self.label, ServiceError("Microsoft Graph", str(exc)))
+        names_by_id = dict((v.get("id"), v.get("value")) for v in exchange_sp.get("appRoles", []))
+        wanted_ids = set(wanted.values())
+
+        before = self.describe(application, names_by_id)
+        created = application is None
+        if created:
+            application, created = self.create_application(wanted_ids)
+        else:
+            self.update_application(application, wanted_ids)
+
+        service_principal = None if created else self.step(
+            "reading its service principal", lambda: self.graph.get_service_principal(application["appId"]))
+        if service_principal is None:
+            service_principal = self.act("create the service principal (enterprise application)",
+                                         lambda: self.graph.create_service_principal(application["appId"]))
+        self.result["service_principal_id"] = (service_principal or {}).get("id")
+
+        consented = self.ensure_consent(service_principal, exchange_sp, wanted_ids, names_by_id, just_created=created)
+        secrets = self.ensure_secret(application) if p.get("app_secret") else None
+
+        self.result.update(display_name=p.get("display_name") or application.get("displayName"),
+                           exchange_permissions=sorted(p["exchange_permissions"]),
+                           consented_permissions=sorted(names_by_id.get(i, i) for i in consented))
+        after = {"state": "present", "display_name": self.result["display_name"], "unique_name": p.get("unique_name") or
+                 application.get("uniqueName"), "exchange_permissions": self.result["exchange_permissions"],
+                 "consented_permissions": self.result["consented_permissions"], "service_principal": True}
+        if secrets is not None:
+            after["client_secrets"] = secrets
+        return self.finish(before, after)
+
+    def describe(self, application, names_by_id):
+        if application is None:
+            return {"state": "absent"}
+        state = {"state": "present", "display_name": application.get("displayName"), "unique_name": application.get("uniqueName"),
+                 "exchange_permissions": sorted(names_by_id.get(i, i) for i in requested_role_ids(application.get("requiredResourceAccess")))}
+        option = self.params.get("app_secret")
+        if option:
+            state["client_secrets"] = [dict(secret_summary(c), name=option["name"]) for c in secrets_named(application, option["name"])]
+        return state
+
+    def create_application(self, wanted_ids):
+        p = self.params
+        if not p.get("display_name"):
+            raise StepError("%s: creating the app" % self.label, ServiceError(
+                "Microsoft Graph", "no app matches and display_name is not set", hint="set display_name to create the app"))
+        body = {"displayName": p["display_name"], "signInAudience": "AzureADMyOrg",
+                "requiredResourceAccess": desired_required_resource_access([], wanted_ids)}
+        application = self.act("create app registration %r" % p["display_name"],
+                               lambda: self.graph.create_application(body, unique_name=p.get("unique_name")))
+        if self.check_mode:
+            self.result.update(app_id=None, object_id=None)
+            return {"appId": None, "id": None, "displayName": p["display_name"], "passwordCredentials": []}, True
+        created = application is not None
+        if not created:
+            # The upsert answered 204: the app existed after all (a concurrent or an interrupted earlier run).
+            application = self.step("reading the app back", lambda: self.graph.find_applications(unique_name=p["unique_name"])[0])
+        self.result.update(app_id=application["appId"], object_id=application["id"])
+        return application, created
+
+    def update_application(self, application, wanted_ids):
+        p = self.params
+        self.result.update(app_id=application["appId"], object_id=application["id"])
+        patch = {}
+        if p.get("display_name") and application.get("displayName") != p["display_name"]:
+            patch["displayName"] = p["display_name"]
+        if requested_role_ids(application.get("requiredResourceAccess")) != wanted_ids:
+            patch["requiredResourceAccess"] = desired_required_resource_access(application.get("requiredResourceAccess"), wanted_ids)
+        if patch:
+            self.act("update %s of the app registration" % " and ".join(sorted(patch)),
+                     lambda: self.graph.update_application(application["id"], patch))
+
+    def ensure_consent(self, service_principal, exchange_sp, wanted_ids, names_by_id, just_created):
+        """Make the Exchange app role assignments equal ``wanted_ids``; return the resulting ids."""
+        if self.check_mode and service_principal is None:
+            current = {}
+        else:
+            assignments = self.step("reading its admin consent", lambda: self.graph.list_app_role_assignments(
+                service_principal["id"], just_created=just_created))
+            current = dict((a.get("appRoleId"), a.get("id")) for a in assignments if a.get("resourceId") == exchange_sp["id"])
+        if not self.params["admin_consent"]:
+            return set(current)
+        principal_id = (service_principal or {}).get("id")
+        for role_id in sorted(wanted_ids - set(current)):
+            self.act("grant admin consent for %s" % names_by_id.get(role_id, role_id),
+                     lambda role_id=role_id: self.graph.add_app_role_assignment(exchange_sp["id"], principal_id, role_id))
+        for role_id in sorted(set(current) - wanted_ids):
+            self.act("revoke admin consent for %s" % names_by_id.get(role_id, role_id),
+                     lambda role_id=role_id: self.graph.remove_app_role_assignment(principal_id, current[role_id]))
+        return set(wanted_ids)
+
+    def ensure_secret(self, application):
+        option = self.params["app_secret"]
+        creds = secrets_named(application, option["name"])
+        create, remove = plan_secrets(creds, option, self.now)
+        self.result["client_secret_created"] = False
+        new = None
+        if create:
+            end = format_time(self.now + datetime.timedelta(days=option["lifetime_days"]))
+            new = self.act("create client secret %r valid until %s" % (option["name"], end),
+                           lambda: self.graph.add_password(application["id"], option["name"], end))
+            if new is None:  # check mode
+                new = {"keyId": None, "endDateTime": end, "displayName": option["name"]}
+            self.result["client_secret_created"] = True
+            if new.get("secretText"):
+                self.result["client_secret"] = new["secretText"]
+        for key_id in remove:
+            self.act("remove client secret %s (%s)" % (key_id, option["name"]),
+                     lambda key_id=key_id: self.graph.remove_password(application["id"], key_id))
+        remaining = ([new] if new else []) + [c for c in creds if c.get("keyId") not in remove]
+        newest = remaining[0] if remaining else None
+        self.result.update(client_secret_key_id=(newest or {}).get("keyId"), client_secret_end=(newest or {}).get("endDateTime"),
+                           client_secrets=[secret_summary(c) for c in remaining])
+        return [dict(secret_summary(c), name=option["name"]) for c in remaining]
+
+    def finish(self, before, after):
+        result = dict(self.result, changed=self.changed, actions=self.actions)
+        result["diff"] = {"before": before, "after": after}
+        return result

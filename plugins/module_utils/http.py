@@ -1,0 +1,204 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, CE Ops automation team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""One HTTP transport for every remote API the collection talks to.
+
+Timeouts on every request, retries with backoff on throttling (429/503/504, honouring
+Retry-After), TLS via ca_path / validate_certs, and one error type that carries what a
+person needs to act on a failure: status, the service's error code and message, and its
+request id. Service clients pass an error parser because each service nests its error
+text differently.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import email.utils
+import json
+import random
+import time
+import uuid
+
+try:
+    import requests
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported by the module
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = exc
+
+RETRY_STATUSES = frozenset((429, 503, 504))
+IDEMPOTENT_METHODS = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS"))
+REQUEST_ID_HEADERS = ("request-id", "x-ms-request-id", "x-request-id", "client-request-id")
+
+
+class ServiceError(Exception):
+    """A remote service refused a request or could not be reached.
+
+    ``status`` is None when no HTTP answer arrived (DNS, refused connection, TLS, timeout).
+    """
+
+    def __init__(self, service, message, status=None, code=None, request_id=None,
+                 details=None, method=None, url=None, hint=None):
+        super(ServiceError, self).__init__(message)
+        self.service = service
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.details = details or []
+        self.method = method
+        self.url = url
+        self.hint = hint
+
+    def describe(self):
+        """One line for a person: what answered, what it said, its request id, what to do."""
+        parts = []
+        where = "%s %s" % (self.method, self.url) if self.method and self.url else self.service
+        if self.status is not None:
+            head = "%s answered HTTP %s" % (where, self.status)
+            if self.code:
+                head += " %s" % self.code
+            parts.append(head + ": %s" % self.message)
+        else:
+            parts.append("%s failed: %s" % (where, self.message))
+        if self.request_id:
+            parts.append("request id %s" % self.request_id)
+        if self.hint:
+            parts.append(self.hint)
+        return "; ".join(parts)
+
+    def __str__(self):
+        return self.describe()
+
+
+def default_error_parser(response):
+    """Return (code, message, request_id, details) from a JSON error body of unknown shape."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, (response.text or response.reason or "").strip()[:500], None, []
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return error.get("code"), error.get("message", ""), None, error.get("details") or []
+    if isinstance(error, str):
+        return error, body.get("error_description", error), None, []
+    return None, json.dumps(body)[:500], None, []
+
+
+def retry_after_seconds(value, now=None):
+    """Parse Retry-After (delta-seconds or an HTTP date); None when absent or unparseable."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+def backoff_delay(attempt, retry_after=None, base=0.5, cap=30.0, rand=random.random):
+    """Seconds to wait before retry number ``attempt`` (1-based).
+
+    The server's Retry-After wins (capped, so a broken header cannot stall a run for hours);
+    otherwise exponential backoff with full jitter, so parallel forks do not retry in lockstep.
+    """
+    if retry_after is not None:
+        return min(cap, retry_after)
+    return min(cap, base * (2 ** (attempt - 1))) * (0.5 + rand() / 2)
+
+
+class Transport:
+    """A requests session bound to one service, with the retry and TLS policy above."""
+
+    def __init__(self, service, base_url=None, ca_path=None, validate_certs=True, timeout=30,
+                 max_retries=5, backoff_cap=30.0, error_parser=None, user_agent=None, sleep=time.sleep):
+        if not HAS_REQUESTS:
+            raise ServiceError(service, "the Python library 'requests' is required: %s" % REQUESTS_IMPORT_ERROR)
+        self.service = service
+        self.base_url = base_url.rstrip("/") if base_url else None
+        # Passing verify on each request keeps a private CA in force: requests lets
+        # REQUESTS_CA_BUNDLE override a Session-level verify, but not a per-request one.
+        self.verify = ca_path if ca_path else bool(validate_certs)
+        self.timeout = (min(10.0, float(timeout)), float(timeout))
+        self.max_retries = max_retries
+        self.backoff_cap = backoff_cap
+        self.error_parser = error_parser or default_error_parser
+        self.sleep = sleep
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = user_agent or "ceops.exchange_oauth"
+        self.stats = {"requests": 0, "retries": 0}
+
+    def url(self, path_or_url):
+        if path_or_url.startswith("https://") or path_or_url.startswith("http://"):
+            return path_or_url
+        return "%s/%s" % (self.base_url, path_or_url.lstrip("/"))
+
+    def send(self, method, path_or_url, **kwargs):
+        """Send with retries; return the final response whatever its status."""
+        method = method.upper()
+        url = self.url(path_or_url)
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers.setdefault("client-request-id", str(uuid.uuid4()))
+        kwargs.setdefault("timeout", self.timeout)
+        kwargs["verify"] = self.verify
+        attempt = 0
+        while True:
+            attempt += 1
+            self.stats["requests"] += 1
+            try:
+                response = self.session.request(method, url, headers=headers, **kwargs)
+            except requests.exceptions.SSLError as exc:
+                raise ServiceError(self.service, "TLS verification failed: %s" % _first_line(exc), method=method, url=url,
+                                   hint="check ca_path (the CA that signed this endpoint's certificate) or the endpoint URL")
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                # A POST that may have reached the server is not repeated: it could create twice.
+                safe = method in IDEMPOTENT_METHODS or isinstance(exc, requests.exceptions.ConnectTimeout)
+                if safe and attempt <= self.max_retries:
+                    self.stats["retries"] += 1
+                    self.sleep(backoff_delay(attempt, cap=self.backoff_cap))
+                    continue
+                raise ServiceError(self.service, "no answer: %s" % _first_line(exc), method=method, url=url,
+                                   hint="check that the endpoint URL is right and reachable from this host (timeout %ss)" % self.timeout[1])
+            if response.status_code in RETRY_STATUSES and attempt <= self.max_retries:
+                self.stats["retries"] += 1
+                self.sleep(backoff_delay(attempt, retry_after_seconds(response.headers.get("Retry-After")), cap=self.backoff_cap))
+                continue
+            return response
+
+    def request(self, method, path_or_url, expected=(200, 201, 202, 204), **kwargs):
+        """Send with retries; raise ServiceError unless the status is expected."""
+        response = self.send(method, path_or_url, **kwargs)
+        if response.status_code not in expected:
+            raise self.error_from(response)
+        return response
+
+    def error_from(self, response):
+        code, message, request_id, details = self.error_parser(response)
+        if not request_id:
+            request_id = next((response.headers.get(h) for h in REQUEST_ID_HEADERS if response.headers.get(h)), None)
+        hint = None
+        if response.status_code in RETRY_STATUSES:
+            hint = "the service kept throttling after %d retries; run again later or with fewer forks" % self.max_retries
+        return ServiceError(self.service, message or response.reason or "error", status=response.status_code, code=code,
+                            request_id=request_id, details=details, method=response.request.method if response.request else None,
+                            url=_strip_query(response.url), hint=hint)
+
+
+def _first_line(exc):
+    text = str(exc)
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def _strip_query(url):
+    # Query strings can carry filters with customer names; the path is enough to locate the call.
+    return url.split("?", 1)[0] if url else url

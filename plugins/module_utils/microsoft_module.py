@@ -1,0 +1,109 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, CE Ops automation team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Base for the modules that talk to Microsoft: the shared auth options, clients, one failure path."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback
+
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import CLOUDS, MicrosoftAuth, default_cache_dir
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import GraphClient
+
+
+def microsoft_argument_spec():
+    # Environment variables follow the Azure SDK and are read only when the option is not set,
+    # so module_defaults and task options win over the controller's environment.
+    return dict(
+        tenant_id=dict(type="str", required=False, fallback=(env_fallback, ["AZURE_TENANT_ID"])),
+        client_id=dict(type="str", fallback=(env_fallback, ["AZURE_CLIENT_ID"])),
+        client_secret=dict(type="str", no_log=True, fallback=(env_fallback, ["AZURE_CLIENT_SECRET"])),
+        client_certificate_path=dict(type="path", fallback=(env_fallback, ["AZURE_CLIENT_CERTIFICATE_PATH"])),
+        client_certificate_password=dict(type="str", no_log=True, fallback=(env_fallback, ["AZURE_CLIENT_CERTIFICATE_PASSWORD"])),
+        managed_identity=dict(type="bool", default=False),
+        cloud=dict(type="str", default="public", choices=sorted(CLOUDS)),
+        authority_host=dict(type="str", fallback=(env_fallback, ["AZURE_AUTHORITY_HOST"])),
+        graph_endpoint=dict(type="str"),
+        exchange_endpoint=dict(type="str"),
+        ca_path=dict(type="path"),
+        validate_certs=dict(type="bool", default=True),
+        timeout=dict(type="int", default=30),
+        token_cache_dir=dict(type="path", fallback=(env_fallback, ["CEOPS_TOKEN_CACHE_DIR"])),
+    )
+
+
+def normalise_authority_host(value):
+    # The Azure SDK's AZURE_AUTHORITY_HOST is often a bare host name.
+    if value and "://" not in value:
+        return "https://" + value
+    return value
+
+
+class MicrosoftModule(AnsibleModule):
+    def __init__(self, argument_spec, **kwargs):
+        spec = microsoft_argument_spec()
+        spec.update(argument_spec)
+        super(MicrosoftModule, self).__init__(argument_spec=spec, **kwargs)
+        if not self.params["validate_certs"]:
+            self.warn("validate_certs is false: TLS certificates of Microsoft endpoints are not verified, "
+                      "so a man in the middle could read the credentials and tokens")
+        if not self.params["tenant_id"]:
+            self.fail_json(msg="tenant_id is required (or set AZURE_TENANT_ID): the Directory (tenant) ID to work in")
+        self._auth = None
+        self._graph = None
+
+    @property
+    def auth(self):
+        if self._auth is None:
+            p = self.params
+            self._auth = MicrosoftAuth(
+                tenant_id=p["tenant_id"], client_id=p["client_id"], client_secret=p["client_secret"],
+                client_certificate_path=p["client_certificate_path"], client_certificate_password=p["client_certificate_password"],
+                managed_identity=p["managed_identity"], cloud=p["cloud"], authority_host=normalise_authority_host(p["authority_host"]),
+                graph_endpoint=p["graph_endpoint"], exchange_endpoint=p["exchange_endpoint"], ca_path=p["ca_path"],
+                validate_certs=p["validate_certs"], timeout=p["timeout"],
+                token_cache_dir=p["token_cache_dir"] or default_cache_dir())
+            problems = self._auth.validate()
+            if problems:
+                self.fail_json(msg="Microsoft credentials for directory %s: %s" % (p["tenant_id"], "; ".join(problems)))
+        return self._auth
+
+    @property
+    def graph(self):
+        if self._graph is None:
+            self._graph = GraphClient(self.auth)
+        return self._graph
+
+    def fail_service(self, error, doing, **result):
+        """Fail with what we were doing, the service's own words, its request id and the fix."""
+        self.fail_json(msg="%s: %s" % (doing, error.describe()), status=error.status, error_code=error.code,
+                       request_id=error.request_id, **result)
+
+    def run(self, work):
+        """Call ``work()`` -> result dict and exit; any ServiceError becomes one clear failure."""
+        try:
+            result = work()
+        except StepError as error:
+            self.fail_service(error.cause, error.doing, **error.partial)
+        except ServiceError as error:
+            self.fail_service(error, "directory %s" % self.params["tenant_id"])
+        except Exception as error:  # pylint: disable=broad-except
+            # A bug must still end as one task failure with the trace in -vvv, not a module crash.
+            self.fail_json(msg="unexpected error: %s" % error, exception=traceback.format_exc())
+        self.exit_json(**result)
+
+
+class StepError(Exception):
+    """A ServiceError with the step that failed and what was done before it."""
+
+    def __init__(self, doing, cause, partial=None):
+        super(StepError, self).__init__(doing)
+        self.doing = doing
+        self.cause = cause
+        self.partial = partial or {}

@@ -1,0 +1,336 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, CE Ops automation team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""App-only tokens for Microsoft services, shared by every module invocation of a run.
+
+Each module invocation is a fresh Python process, so msal's in-memory cache would fetch a
+token per task. Tokens are therefore kept in a file cache (one file per directory, client,
+credential and resource; 0600, in a 0700 directory, flock-ed while fetching) so that parallel
+forks make one token request between them. msal is imported only when a token must really
+be fetched: a warm run never pays for it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import hashlib
+import json
+import os
+import re
+import time
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows controllers are not supported by Ansible
+    fcntl = None
+
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import ServiceError, Transport
+
+CLOUDS = {
+    "public": {
+        "authority_host": "https://login.microsoftonline.com",
+        "graph": "https://graph.microsoft.com",
+        "exchange": "https://outlook.office365.com",
+    },
+    "usgov": {
+        "authority_host": "https://login.microsoftonline.us",
+        "graph": "https://graph.microsoft.us",
+        "exchange": "https://outlook.office365.us",
+    },
+    # Unconfirmed on a live tenant (reference/microsoft-facts.md); endpoint overrides exist for that reason.
+    "usgov_dod": {
+        "authority_host": "https://login.microsoftonline.us",
+        "graph": "https://dod-graph.microsoft.us",
+        "exchange": "https://outlook-dod.office365.us",
+    },
+    "china": {
+        "authority_host": "https://login.chinacloudapi.cn",
+        "graph": "https://microsoftgraph.chinacloudapi.cn",
+        "exchange": "https://partner.outlook.cn",
+    },
+}
+
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+DOMAIN_RE = re.compile(r"^(?=.{4,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$")
+
+# msal serves a cached token only while it has more than 5 minutes left; so do we, so a token
+# never expires in the middle of a long mailbox list.
+MIN_TOKEN_LIFETIME = 300
+
+# What to do about the AADSTS errors an operator actually meets.
+AADSTS_HINTS = {
+    90002: "the tenant_id is not a directory Entra knows: use the Directory (tenant) ID or its onmicrosoft.com domain",
+    700016: "no application with this client_id exists in that directory: check client_id and tenant_id belong together",
+    7000215: "the client secret is wrong: use the secret's Value (not its ID) from Certificates & secrets",
+    7000222: "the client secret has expired: create a new one and update client_secret",
+    7000229: "the application has no service principal in this directory: create it (Enterprise applications) first",
+    500011: "the resource is not available in this directory (wrong cloud, or the service is not provisioned)",
+    700027: "the certificate is not registered on the application: upload its public part under Certificates & secrets",
+    700024: "the client assertion is outside its validity window: check this host's clock",
+}
+
+
+def is_guid(value):
+    return bool(value) and bool(GUID_RE.match(value))
+
+
+def validate_tenant(value):
+    """A directory is named by its GUID or a verified domain; anything else cannot be right."""
+    if is_guid(value) or (value and DOMAIN_RE.match(value)):
+        return None
+    return ("tenant_id %r is neither a GUID (Directory (tenant) ID) nor a domain such as contoso.onmicrosoft.com" % (value,))
+
+
+def cloud_endpoints(cloud, authority_host=None, graph_endpoint=None, exchange_endpoint=None):
+    """Resource identifiers come from the cloud; URLs may be overridden (private or emulated endpoints)."""
+    if cloud not in CLOUDS:
+        raise ValueError("unknown cloud %r; choose one of %s" % (cloud, ", ".join(sorted(CLOUDS))))
+    base = CLOUDS[cloud]
+    return {
+        "authority_host": (authority_host or base["authority_host"]).rstrip("/"),
+        "graph_resource": base["graph"],
+        "graph_endpoint": (graph_endpoint or base["graph"]).rstrip("/"),
+        "exchange_resource": base["exchange"],
+        "exchange_endpoint": (exchange_endpoint or base["exchange"]).rstrip("/"),
+    }
+
+
+def default_cache_dir():
+    explicit = os.environ.get("CEOPS_TOKEN_CACHE_DIR")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "ceops.exchange_oauth", "tokens")
+
+
+class TokenCache:
+    """Access tokens on disk, never credentials. ``directory=None`` disables the cache."""
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def _paths(self, key):
+        return os.path.join(self.directory, key + ".json"), os.path.join(self.directory, key + ".lock")
+
+    def _ensure_dir(self):
+        try:
+            os.makedirs(self.directory, mode=0o700)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise
+
+    def get_or_fetch(self, key, fetch, now=time.time):
+        """Return a cached token with enough life left, or call ``fetch()`` -> (token, expires_in) under a lock."""
+        if not self.directory or fcntl is None:
+            return fetch()[0]
+        self._ensure_dir()
+        data_path, lock_path = self._paths(key)
+        cached = self._read(data_path, now())
+        if cached:
+            return cached
+        lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            # Another fork may have fetched while we waited for the lock.
+            cached = self._read(data_path, now())
+            if cached:
+                return cached
+            token, expires_in = fetch()
+            self._write(data_path, {"access_token": token, "expires_on": now() + int(expires_in)})
+            return token
+        finally:
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+            os.close(lock_fd)
+
+    @staticmethod
+    def _read(path, now):
+        try:
+            with open(path) as handle:
+                entry = json.load(handle)
+        except (IOError, OSError, ValueError):
+            return None
+        if entry.get("expires_on", 0) - now > MIN_TOKEN_LIFETIME:
+            return entry.get("access_token")
+        return None
+
+    @staticmethod
+    def _write(path, entry):
+        tmp = "%s.%d.tmp" % (path, os.getpid())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(entry, handle)
+        os.rename(tmp, path)
+
+
+class MsalHttpClient:
+    """The http_client msal expects (get/post returning requests responses), on our Transport.
+
+    msal would otherwise use its own Session, where REQUESTS_CA_BUNDLE overrides the CA we
+    were given and throttling is not retried.
+    """
+
+    def __init__(self, transport):
+        self.transport = transport
+
+    def get(self, url, params=None, headers=None, **kwargs):
+        return self.transport.send("GET", url, params=params, headers=headers, timeout=kwargs.get("timeout", self.transport.timeout))
+
+    def post(self, url, params=None, data=None, headers=None, **kwargs):
+        return self.transport.send("POST", url, params=params, data=data, headers=headers,
+                                   timeout=kwargs.get("timeout", self.transport.timeout))
+
+    def close(self):
+        self.transport.session.close()
+
+
+class MicrosoftAuth:
+    """Tokens for one automation identity in one directory, for any resource of its cloud."""
+
+    def __init__(self, tenant_id, client_id=None, client_secret=None, client_certificate_path=None,
+                 client_certificate_password=None, managed_identity=False, cloud="public", authority_host=None,
+                 graph_endpoint=None, exchange_endpoint=None, ca_path=None, validate_certs=True, timeout=30,
+                 token_cache_dir=None, transport=None):
+        self.tenant_id = tenant_id
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.client_certificate_path = client_certificate_path
+        self.client_certificate_password = client_certificate_password
+        self.managed_identity = managed_identity
+        self.endpoints = cloud_endpoints(cloud, authority_host, graph_endpoint, exchange_endpoint)
+        self.ca_path = ca_path
+        self.validate_certs = validate_certs
+        self.timeout = timeout
+        self.cache = TokenCache(token_cache_dir)
+        self._transport = transport
+        self.token_requests = 0
+
+    def validate(self):
+        """Problems with the configuration itself, found before any request; [] when fine."""
+        problems = []
+        tenant_problem = validate_tenant(self.tenant_id)
+        if tenant_problem:
+            problems.append(tenant_problem)
+        if not self.endpoints["authority_host"].startswith("https://"):
+            problems.append("authority_host %s is not https: Entra token endpoints are only served over TLS, and a "
+                            "token endpoint over plain http would expose the credential" % self.endpoints["authority_host"])
+        if self.managed_identity:
+            if self.client_id and not is_guid(self.client_id):
+                problems.append("client_id %r (the user-assigned managed identity) is not a GUID" % (self.client_id,))
+            return problems
+        if not self.client_id:
+            problems.append("client_id is required (or set AZURE_CLIENT_ID): the Application (client) ID of the automation identity")
+        elif not is_guid(self.client_id):
+            problems.append("client_id %r is not a GUID: use the Application (client) ID, not the display name" % (self.client_id,))
+        if not self.client_secret and not self.client_certificate_path:
+            problems.append("give client_secret or client_certificate_path (or AZURE_CLIENT_SECRET / AZURE_CLIENT_CERTIFICATE_PATH), "
+                            "or set managed_identity")
+        return problems
+
+    @property
+    def transport(self):
+        if self._transport is None:
+            self._transport = Transport("Entra ID", ca_path=self.ca_path, validate_certs=self.validate_certs, timeout=self.timeout)
+        return self._transport
+
+    def authority(self):
+        return "%s/%s" % (self.endpoints["authority_host"], self.tenant_id)
+
+    def _credential_fingerprint(self):
+        # A token fetched with another credential must not be served (a wrong secret has to fail
+        # as it would without a cache), yet the cache must not hold the credential: a digest does both.
+        if self.managed_identity:
+            material = "managed:%s" % (self.client_id or "system")
+        elif self.client_certificate_path:
+            try:
+                with open(self.client_certificate_path, "rb") as handle:
+                    material = "cert:" + hashlib.sha256(handle.read()).hexdigest()
+            except (IOError, OSError):
+                material = "cert-unreadable:" + self.client_certificate_path
+        else:
+            material = "secret:" + (self.client_secret or "")
+        return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+    def cache_key(self, resource):
+        parts = [self.endpoints["authority_host"], (self.tenant_id or "").lower(), (self.client_id or "").lower(),
+                 resource, self._credential_fingerprint()]
+        return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
+
+    def token(self, resource):
+        """A bearer token for ``resource`` (e.g. https://graph.microsoft.com)."""
+        problems = self.validate()
+        if problems:
+            raise ServiceError("Entra ID", "; ".join(problems))
+        return self.cache.get_or_fetch(self.cache_key(resource), lambda: self._fetch(resource))
+
+    def graph_token(self):
+        return self.token(self.endpoints["graph_resource"])
+
+    def exchange_token(self):
+        return self.token(self.endpoints["exchange_resource"])
+
+    def _fetch(self, resource):
+        try:
+            import msal
+        except ImportError as exc:
+            raise ServiceError("Entra ID", "the Python library 'msal' is required to get tokens: %s" % exc,
+                               hint="install the collection's requirements.txt into the Python that runs the modules")
+        self.token_requests += 1
+        http_client = MsalHttpClient(self.transport)
+        scope = resource.rstrip("/") + "/.default"
+        try:
+            if self.managed_identity:
+                identity = (msal.UserAssignedManagedIdentity(client_id=self.client_id) if self.client_id
+                            else msal.SystemAssignedManagedIdentity())
+                app = msal.ManagedIdentityClient(identity, http_client=http_client)
+                result = app.acquire_token_for_client(resource=resource)
+            else:
+                app = msal.ConfidentialClientApplication(
+                    self.client_id, client_credential=self._msal_credential(), authority=self.authority(),
+                    # The authority is explicit (cloud or override), so msal's instance discovery call to
+                    # login.microsoftonline.com is one request too many, and impossible for private endpoints.
+                    instance_discovery=False, http_client=http_client)
+                result = app.acquire_token_for_client(scopes=[scope])
+        except ServiceError:
+            raise
+        except ValueError as exc:
+            # msal raises ValueError for an authority it cannot use (tenant discovery failed).
+            raise ServiceError("Entra ID", "cannot use authority %s: %s" % (self.authority(), exc),
+                               hint="check tenant_id, cloud and authority_host")
+        if "access_token" not in result:
+            raise self._token_error(result, scope)
+        return result["access_token"], result.get("expires_in", 3599)
+
+    def _msal_credential(self):
+        if not self.client_certificate_path:
+            return self.client_secret
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        try:
+            with open(self.client_certificate_path, "rb") as handle:
+                pem = handle.read()
+            cert = x509.load_pem_x509_certificate(pem)
+            password = self.client_certificate_password.encode("utf-8") if self.client_certificate_password else None
+            key = serialization.load_pem_private_key(pem, password=password)
+        except (IOError, OSError, ValueError, TypeError) as exc:
+            raise ServiceError("Entra ID", "cannot read a private key and certificate from client_certificate_path %s: %s"
+                               % (self.client_certificate_path, exc),
+                               hint="give a PEM file holding both the private key and the certificate")
+        key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        return {
+            "private_key": key_pem.decode("ascii"),
+            "thumbprint": cert.fingerprint(hashes.SHA1()).hex(),  # nosec - x5t is SHA-1 by definition
+            "public_certificate": cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        }
+
+    def _token_error(self, result, scope):
+        description = (result.get("error_description") or result.get("error") or "no token").strip()
+        first_line = description.splitlines()[0]
+        codes = result.get("error_codes") or []
+        hint = next((AADSTS_HINTS[c] for c in codes if c in AADSTS_HINTS), None)
+        return ServiceError("Entra ID", "token request for client %s in directory %s (scope %s) was refused: %s"
+                            % (self.client_id or "managed identity", self.tenant_id, scope, first_line),
+                            code=result.get("error"), request_id=result.get("correlation_id") or result.get("trace_id"),
+                            hint=hint)

@@ -1,0 +1,240 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, CE Ops automation team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: azuread_app
+short_description: Register the app CE uses to read Exchange Online mailboxes, with its permissions, consent and secret
+version_added: 0.1.0
+description:
+  - Does the Azure AD part of the CE "Exchange Online mailboxes with OAuth" runbook, idempotently.
+  - Finds or creates the app registration (by O(unique_name), O(app_id) or O(display_name)), makes sure it has a service principal
+    (the "Managed application in local directory"), requests the Office 365 Exchange Online application permissions in
+    O(exchange_permissions), grants admin consent for exactly those, and keeps a named client secret valid.
+  - Returns what the Exchange Online and CE administrators need next, among them RV(service_principal_id), the object id
+    that C(New-ServicePrincipal) and C(Add-MailboxPermission) need (not the application's own object id).
+  - Talks to Microsoft Graph v1.0 with an automation identity of that directory.
+author:
+  - CE Ops automation team (@ceops)
+extends_documentation_fragment:
+  - ceops.exchange_oauth.microsoft_auth
+  - ceops.exchange_oauth.microsoft_auth.ATTRIBUTES
+attributes:
+  check_mode:
+    description: Reads only and reports what would change; the new app's ids and the secret are then unknown.
+    support: full
+  diff_mode:
+    description: Shows the app's name, requested and consented permissions, service principal and secret metadata. Never a secret.
+    support: full
+options:
+  display_name:
+    description:
+      - Display name of the app registration, for example C(CE Email).
+      - Without O(unique_name) or O(app_id) the app is found by this name, and the task fails if several apps share it
+        (display names are not unique in Entra).
+      - Required when O(state=present) and the app must be created.
+    type: str
+  unique_name:
+    description:
+      - An immutable alternate key for the app, set when the module creates it. Finding the app by it is exact, and a
+        create that is retried after an interruption cannot make a second app.
+      - Recommended for fleets. Cannot be added to an app that was created without it.
+    type: str
+  app_id:
+    description:
+      - Application (client) ID of an existing app to manage, instead of finding it by name.
+    type: str
+  state:
+    description:
+      - V(present) makes sure the app and everything below exist; V(absent) deletes the app registration (which deletes its
+        service principal, consent and secrets too).
+    type: str
+    choices: [present, absent]
+    default: present
+  exchange_permissions:
+    description:
+      - The Office 365 Exchange Online application permissions the app must have, exactly. Permissions of that API which
+        are not listed are removed from the request and from the consent; permissions of other APIs are left alone.
+      - V(SMTP.SendAsApp) is needed for sending with OAuth (CE 7.6 and later).
+    type: list
+    elements: str
+    choices: [IMAP.AccessAsApp, POP.AccessAsApp, SMTP.SendAsApp]
+    default: [IMAP.AccessAsApp, POP.AccessAsApp]
+  admin_consent:
+    description:
+      - Whether to grant admin consent (app role assignments) for O(exchange_permissions) and revoke it for other
+        Exchange Online application permissions. With V(false), consent is left as it is.
+    type: bool
+    default: true
+  app_secret:
+    description:
+      - The client secret CE logs in with, managed by its name. Omit to leave the app's secrets alone.
+      - A new secret is created when none with this name exists, when the newest one expires within O(app_secret.renew_before_days),
+        or when O(app_secret.rotate=true). Older secrets of that name keep working until O(app_secret.retire_previous=true)
+        removes them, so CE can switch to the new one without downtime. Expired secrets of that name are always removed.
+      - Secrets with other names are never touched.
+    type: dict
+    suboptions:
+      name:
+        description: Display name that marks the secrets this module manages.
+        type: str
+        default: CE mailbox access
+      lifetime_days:
+        description: Lifetime of a new secret. Tenant policies may allow less; the task then fails with Graph's message.
+        type: int
+        default: 365
+      renew_before_days:
+        description: Create a new secret when the newest one expires within this many days.
+        type: int
+        default: 30
+      rotate:
+        description: Create a new secret now, whatever the expiry of the current one.
+        type: bool
+        default: false
+      retire_previous:
+        description: Remove every secret of this name except the newest. Use once CE works with the newest.
+        type: bool
+        default: false
+notes:
+  - The new secret's value is returned only by the run that created it, in RV(client_secret). Register the result on a task
+    with C(no_log=true) and hand the value on in memory, as the C(azuread_app_registration) role does.
+seealso:
+  - name: Runbook
+    description: The manual procedure this module automates (docs/azuread.md).
+    link: https://github.com/ceops/exchange_oauth/blob/main/docs/azuread.md
+'''
+
+EXAMPLES = r'''
+- name: Register CE's app with IMAP and POP permissions, consent and a secret
+  ceops.exchange_oauth.azuread_app:
+    tenant_id: 6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51
+    client_id: "{{ automation_client_id }}"
+    client_secret: "{{ automation_client_secret }}"
+    display_name: CE Email
+    unique_name: ce-email
+    app_secret:
+      name: CE mailbox access
+      lifetime_days: 180
+  register: ce_app
+  no_log: true  # the result carries the new secret on the run that creates it
+
+- name: Show what the Exchange administrator needs
+  ansible.builtin.debug:
+    msg: "App {{ ce_app.app_id }}, service principal {{ ce_app.service_principal_id }}"
+
+- name: Also allow sending with OAuth, credentials from AZURE_* environment variables
+  ceops.exchange_oauth.azuread_app:
+    display_name: CE Email
+    unique_name: ce-email
+    exchange_permissions: [IMAP.AccessAsApp, POP.AccessAsApp, SMTP.SendAsApp]
+
+- name: After CE uses the newest secret, remove the older ones
+  ceops.exchange_oauth.azuread_app:
+    display_name: CE Email
+    unique_name: ce-email
+    app_secret:
+      name: CE mailbox access
+      retire_previous: true
+
+- name: Remove the app registration
+  ceops.exchange_oauth.azuread_app:
+    unique_name: ce-email
+    state: absent
+'''
+
+RETURN = r'''
+app_id:
+  description: Application (client) ID; CE's OAuth settings use it as client id. Null in check mode before creation.
+  returned: when the app exists or was created
+  type: str
+object_id:
+  description: Object ID of the application object. Exchange does not want this one.
+  returned: when the app exists or was created
+  type: str
+service_principal_id:
+  description: Object ID of the app's service principal, the one C(New-ServicePrincipal -ObjectId) and C(Add-MailboxPermission -User) need.
+  returned: when the service principal exists or was created
+  type: str
+tenant_id:
+  description: Directory (tenant) ID as a GUID, even when O(tenant_id) was given as a domain.
+  returned: always
+  type: str
+display_name:
+  description: Display name of the app.
+  returned: when the app exists
+  type: str
+exchange_permissions:
+  description: Exchange Online application permissions requested by the app.
+  returned: when O(state=present)
+  type: list
+  elements: str
+consented_permissions:
+  description: Exchange Online application permissions with admin consent.
+  returned: when O(state=present)
+  type: list
+  elements: str
+client_secret:
+  description: The value of the secret created by this run. Shown only here, once; Graph never returns it again.
+  returned: when a secret was created
+  type: str
+client_secret_created:
+  description: Whether this run created a new secret.
+  returned: when O(app_secret) is set
+  type: bool
+client_secret_key_id:
+  description: Key ID of the newest secret of that name.
+  returned: when O(app_secret) is set
+  type: str
+client_secret_end:
+  description: Expiry (RFC 3339) of the newest secret of that name.
+  returned: when O(app_secret) is set
+  type: str
+client_secrets:
+  description: Metadata of every secret of that name (key_id, end_date_time, hint), newest first.
+  returned: when O(app_secret) is set
+  type: list
+  elements: dict
+actions:
+  description: What was done, or would be done in check mode, in order.
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import MicrosoftModule
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.azuread import AppReconciler, EXCHANGE_ROLE_NAMES
+
+
+def argument_spec():
+    return dict(
+        display_name=dict(type="str"),
+        unique_name=dict(type="str"),
+        app_id=dict(type="str"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        exchange_permissions=dict(type="list", elements="str", choices=list(EXCHANGE_ROLE_NAMES),
+                                  default=["IMAP.AccessAsApp", "POP.AccessAsApp"]),
+        admin_consent=dict(type="bool", default=True),
+        app_secret=dict(type="dict", no_log=False, options=dict(
+            name=dict(type="str", default="CE mailbox access"),
+            lifetime_days=dict(type="int", default=365),
+            renew_before_days=dict(type="int", default=30),
+            rotate=dict(type="bool", default=False),
+            retire_previous=dict(type="bool", default=False),
+        )),
+    )
+
+
+def main():
+    module = MicrosoftModule(argument_spec(), supports_check_mode=True,
+                             required_one_of=[("display_name", "unique_name", "app_id")])
+    reconciler = AppReconciler(module.graph, module.auth, module.params, check_mode=module.check_mode)
+    module.run(reconciler.run)
+
+
+if __name__ == "__main__":
+    main()
