@@ -1,0 +1,44 @@
+# The two commands a newcomer needs: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+export VENV
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: venv demo test unit sanity lint molecule lab-start lab-stop clean
+
+venv: $(STAMP)
+
+# Reinstall when a requirements file changes; the lab is installed editable so `python -m ceops_lab` works.
+$(STAMP): requirements.txt requirements-dev.txt lab/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e ./lab
+	touch $@
+
+demo: venv
+	scripts/demo.sh
+
+test: venv
+	scripts/test.sh
+
+unit: venv
+	scripts/test.sh pytest
+
+sanity: venv
+	scripts/test.sh sanity
+
+lint: venv
+	scripts/test.sh lint
+
+molecule: venv
+	scripts/test.sh molecule
+
+lab-start: venv
+	$(VENV)/bin/python -m ceops_lab start
+
+lab-stop: venv
+	$(VENV)/bin/python -m ceops_lab stop
+
+clean:
+	-$(VENV)/bin/python -m ceops_lab stop
+	rm -rf $(VENV) .lab tests/output .pytest_cache

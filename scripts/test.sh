@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs every test stage (or the ones named as arguments) and ends with one summary line.
+# Stages: pytest (unit, lab, integration), changelog, sanity, lint, molecule.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+VENV=$(cd "$VENV" && pwd)
+export VENV PATH="$VENV/bin:$PATH"
+export ANSIBLE_NOCOLOR=1 PY_COLORS=0
+
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(system pytest changelog sanity lint molecule)
+
+passed=0
+failed=0
+report=()
+
+record() {  # stage, status, passed count, failed count
+  report+=("$(printf '%-10s %-6s %s passed, %s failed' "$1" "$2" "$3" "$4")")
+  passed=$((passed + $3))
+  failed=$((failed + $4))
+}
+
+run_stage() {  # stage name, command...; a stage counts as one check unless it reports its own counts
+  local name=$1 log counts p f
+  shift
+  log=$(mktemp)
+  echo "=== $name: $*"
+  if "$@" 2>&1 | tee "$log"; then status=ok; else status=FAILED; fi
+  counts=$(grep -Eo '[0-9]+ passed(, [0-9]+ failed)?' "$log" | tail -1)
+  p=$(sed -nE 's/^([0-9]+) passed.*/\1/p' <<<"$counts")
+  f=$(sed -nE 's/.*, ([0-9]+) failed/\1/p' <<<"$counts")
+  p=${p:-0}
+  f=${f:-0}
+  if [ -z "$counts" ]; then
+    if [ "$status" = ok ]; then p=1; else f=1; fi
+  elif [ "$status" = FAILED ] && [ "$f" = 0 ]; then
+    f=1   # a stage that failed without failing a test (an error before or after) still fails the run
+  fi
+  record "$name" "$status" "$p" "$f"
+  rm -f "$log"
+}
+
+for stage in "${stages[@]}"; do
+  case $stage in
+    system)    run_stage system scripts/ensure-system-packages.sh ;;
+    pytest)    run_stage pytest python -m pytest -p no:cacheprovider -q tests/unit tests/lab tests/integration ;;
+    changelog) run_stage changelog antsibull-changelog lint ;;
+    sanity)    run_stage sanity scripts/sanity.sh ;;
+    lint)      run_stage lint scripts/lint.sh ;;
+    molecule)  run_stage molecule scripts/molecule.sh ;;
+    *) echo "unknown stage $stage" >&2; exit 2 ;;
+  esac
+done
+
+echo
+echo "=== summary"
+printf '%s\n' "${report[@]}"
+echo "${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ]
