@@ -28,4 +28,4 @@ from ansible.utils.collection_loader._collection_finder import _AnsibleCollectio
 
 _AnsibleCollectionFinder(paths=[_BASE])._install()
 
-pytest_plugins = ["ceops_lab.testing"]
+pytest_plugins = ["ceops_lab.testing"] if os.environ.get("CEOPS_NO_LAB") != "1" else []

@@ -2,7 +2,7 @@
 # Runs every test stage (or the ones named as arguments) and ends with one summary line.
 # Stages: pytest (unit, lab, integration), changelog, sanity, lint, molecule.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 VENV=${VENV:-.venv}
 VENV=$(cd "$VENV" && pwd)
 export VENV PATH="$VENV/bin:$PATH"

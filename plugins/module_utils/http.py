@@ -121,7 +121,7 @@ class Transport:
     """A requests session bound to one service, with the retry and TLS policy above."""
 
     def __init__(self, service, base_url=None, ca_path=None, validate_certs=True, timeout=30,
-                 max_retries=5, backoff_cap=30.0, error_parser=None, user_agent=None, sleep=time.sleep):
+                 max_retries=5, connect_retries=2, backoff_cap=30.0, error_parser=None, user_agent=None, sleep=time.sleep):
         if not HAS_REQUESTS:
             raise ServiceError(service, "the Python library 'requests' is required: %s" % REQUESTS_IMPORT_ERROR)
         self.service = service
@@ -131,6 +131,9 @@ class Transport:
         self.verify = ca_path if ca_path else bool(validate_certs)
         self.timeout = (min(10.0, float(timeout)), float(timeout))
         self.max_retries = max_retries
+        # A refused or dropped connection is usually a wrong URL or a host that is down: a couple
+        # of quick retries cover a blip without making the operator wait a minute for the verdict.
+        self.connect_retries = connect_retries
         self.backoff_cap = backoff_cap
         self.error_parser = error_parser or default_error_parser
         self.sleep = sleep
@@ -152,6 +155,7 @@ class Transport:
         kwargs.setdefault("timeout", self.timeout)
         kwargs["verify"] = self.verify
         attempt = 0
+        connect_failures = 0
         while True:
             attempt += 1
             self.stats["requests"] += 1
@@ -163,9 +167,10 @@ class Transport:
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 # A POST that may have reached the server is not repeated: it could create twice.
                 safe = method in IDEMPOTENT_METHODS or isinstance(exc, requests.exceptions.ConnectTimeout)
-                if safe and attempt <= self.max_retries:
+                connect_failures += 1
+                if safe and connect_failures <= self.connect_retries:
                     self.stats["retries"] += 1
-                    self.sleep(backoff_delay(attempt, cap=self.backoff_cap))
+                    self.sleep(backoff_delay(connect_failures, cap=self.backoff_cap))
                     continue
                 raise ServiceError(self.service, "no answer: %s" % _first_line(exc), method=method, url=url,
                                    hint="check that the endpoint URL is right and reachable from this host (timeout %ss)" % self.timeout[1])
