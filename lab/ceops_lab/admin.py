@@ -1,0 +1,229 @@
+"""LabAdmin: a small client of a running lab's admin API, for tests, the CLI and scripts.
+
+It uses urllib with the lab's own CA (not requests), so the lab depends on nothing but the
+standard library and `cryptography`.
+"""
+
+import json
+import os
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+
+
+class LabError(RuntimeError):
+    """The lab is not running, or it answered an admin request with an error."""
+
+
+class LabNotRunning(LabError):
+    pass
+
+
+def default_state_dir():
+    return os.path.abspath(os.environ.get("CEOPS_LAB_DIR") or ".lab")
+
+
+class LabAdmin:
+    def __init__(self, state_dir=None, timeout=10):
+        self.state_dir = os.path.abspath(str(state_dir or default_state_dir()))
+        self.timeout = timeout
+        self._ssl = None
+        self._ssl_ca = None
+
+    # ----- files the lab writes --------------------------------------------------------------------
+    def _read_json(self, name):
+        path = os.path.join(self.state_dir, name)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return json.load(handle)
+        except FileNotFoundError:
+            raise LabNotRunning("lab is not running in %s" % self.state_dir) from None
+
+    @property
+    def info(self):
+        """lab.json: pid, ca_file, log_file, services -> {url}."""
+        return self._read_json("lab.json")
+
+    @property
+    def vars(self):
+        """The Ansible variables of lab-vars.yml (lab_ca_path, lab_authority_host, ...)."""
+        return self._read_json("lab-vars.json")
+
+    @property
+    def ca_file(self):
+        return self.info["ca_file"]
+
+    def url(self, service):
+        return self.info["services"][service]["url"]
+
+    @property
+    def login_url(self):
+        return self.url("login")
+
+    @property
+    def graph_url(self):
+        return self.url("graph")
+
+    @property
+    def admin_url(self):
+        return self.url("admin")
+
+    def ssl_context(self):
+        ca_file = self.ca_file
+        if self._ssl is None or self._ssl_ca != ca_file:
+            self._ssl = ssl.create_default_context(cafile=ca_file)
+            self._ssl_ca = ca_file
+        return self._ssl
+
+    # ----- raw calls ----------------------------------------------------------------------------------
+    def request(self, method, url, body=None, headers=None, form=None):
+        """(status, headers, parsed JSON or text) of a call to any lab URL, trusting only the lab CA."""
+        data = None
+        headers = dict(headers or {})
+        if form is not None:
+            data = urllib.parse.urlencode(form).encode("utf-8")
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        elif body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers.setdefault("Content-Type", "application/json")
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout, context=self.ssl_context()) as response:
+                status, response_headers, raw = response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as exc:
+            status, response_headers, raw = exc.code, dict(exc.headers), exc.read()
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            raise LabNotRunning("lab is not answering in %s (%s)" % (self.state_dir, getattr(exc, "reason", exc))) from None
+        text = raw.decode("utf-8") if raw else ""
+        try:
+            payload = json.loads(text) if text else None
+        except ValueError:
+            payload = text
+        return status, response_headers, payload
+
+    def _call(self, method, path, body=None):
+        status, _, payload = self.request(method, self.admin_url + path, body=body)
+        if status >= 400:
+            message = payload.get("error") if isinstance(payload, dict) else payload
+            raise LabError("admin API %s %s: %s %s" % (method, path, status, message))
+        return payload
+
+    # ----- the admin API ------------------------------------------------------------------------------
+    def health(self):
+        return self._call("GET", "/health")
+
+    def is_running(self):
+        try:
+            return self.health().get("pid") == self.info.get("pid")
+        except LabError:
+            return False
+
+    def state(self, service=None):
+        return self._call("GET", "/state/%s" % service if service else "/state")
+
+    def counters(self):
+        return self._call("GET", "/counters")
+
+    def reset_counters(self):
+        return self._call("POST", "/counters/reset")
+
+    def reset(self):
+        """State back to the seed, counters and faults cleared."""
+        return self._call("POST", "/reset")
+
+    def faults(self):
+        return self._call("GET", "/faults")
+
+    def set_faults(self, service="*", **options):
+        """Merge fault options into a service's settings ("login", "graph" or "*"); see faults.OPTIONS."""
+        return self._call("POST", "/faults", dict(options, service=service))
+
+    def clear_faults(self, service=None):
+        query = "?service=%s" % urllib.parse.quote(service) if service else ""
+        return self._call("DELETE", "/faults" + query)
+
+    def fail_next(self, service, status, method="*", path_regex="", count=1, body=None, **extra):
+        """Make the next `count` matching requests fail with `status`; pass retry_after=N or None."""
+        rule = dict(extra, method=method, path_regex=path_regex, status=status, count=count)
+        if body is not None:
+            rule["body"] = body
+        return self.set_faults(service, fail_next=[rule])
+
+    def directories(self):
+        return self._call("GET", "/directories")["value"]
+
+    def directory(self, name_or_tenant_id):
+        """A directory's settings and ids, merged with its lab-vars entry (client id, secret, cert)."""
+        details = self._call("GET", "/directories/%s" % urllib.parse.quote(name_or_tenant_id))
+        details.update(self.vars["lab_directories"].get(details["name"], {}))
+        return details
+
+    def directory_state(self, name_or_tenant_id):
+        return self._call("GET", "/directories/%s/state" % urllib.parse.quote(name_or_tenant_id))
+
+    def set_policy(self, name_or_tenant_id, **policy):
+        """E.g. set_policy("contoso", max_password_lifetime_days=90); None lifts the limit."""
+        return self._call("POST", "/directories/%s/policy" % urllib.parse.quote(name_or_tenant_id), policy)
+
+    def set_consistency_window(self, seconds, directory=None):
+        """Per directory, or for every service of every directory when directory is None."""
+        if directory is None:
+            return self.set_faults("*", consistency_window=seconds)
+        return self._call("POST", "/directories/%s/settings" % urllib.parse.quote(directory), {"consistency_window": seconds})
+
+    def grant_app_roles(self, directory, *roles, resource="graph", principal="automation"):
+        """Assign app roles (by value) to a service principal; returns its roles on that resource."""
+        body = {"principal": principal, "resource": resource, "grant": list(roles)}
+        return self._call("POST", "/directories/%s/app-roles" % urllib.parse.quote(directory), body)["roles"]
+
+    def revoke_app_roles(self, directory, *roles, resource="graph", principal="automation"):
+        body = {"principal": principal, "resource": resource, "revoke": list(roles)}
+        return self._call("POST", "/directories/%s/app-roles" % urllib.parse.quote(directory), body)["roles"]
+
+    def grant_directory_roles(self, directory, *roles, principal="automation"):
+        body = {"principal": principal, "grant": list(roles)}
+        return self._call("POST", "/directories/%s/directory-roles" % urllib.parse.quote(directory), body)["directory_roles"]
+
+    def revoke_directory_roles(self, directory, *roles, principal="automation"):
+        body = {"principal": principal, "revoke": list(roles)}
+        return self._call("POST", "/directories/%s/directory-roles" % urllib.parse.quote(directory), body)["directory_roles"]
+
+    def mint_token(self, directory, resource="https://graph.microsoft.com", client_id=None, roles=None, lifetime=None, claims=None):
+        """A lab-signed access token without a token request (not counted as an issued token)."""
+        body = {"tenant": directory, "resource": resource}
+        for name, value in (("client_id", client_id), ("roles", roles), ("lifetime", lifetime), ("claims", claims)):
+            if value is not None:
+                body[name] = value
+        return self._call("POST", "/tokens", body)["access_token"]
+
+    # ----- conveniences for tests -----------------------------------------------------------------------
+    def token(self, directory, resource="https://graph.microsoft.com", client_id=None, client_secret=None):
+        """A real client-credentials token from the lab's token endpoint (counted); raises LabError on an error."""
+        details = self.directory(directory)
+        form = {"grant_type": "client_credentials", "client_id": client_id or details["automation_client_id"],
+                "client_secret": client_secret or details["automation_client_secret"], "scope": resource.rstrip("/") + "/.default"}
+        status, _, payload = self.request("POST", "%s/%s/oauth2/v2.0/token" % (self.login_url, details["tenant_id"]), form=form)
+        if status != 200:
+            raise LabError("token request failed: %s %s" % (status, payload))
+        return payload["access_token"]
+
+    def count(self, service, method=None, path=None, kind=None):
+        """Requests counted for a service, optionally only one method, endpoint template and kind
+        ("reads" or "writes"): count("graph", "POST", "/v1.0/applications/{id}/addPassword")."""
+        bucket = self.counters()["services"].get(service, {})
+        total = 0
+        for which in (kind,) if kind else ("reads", "writes"):
+            for endpoint, number in bucket.get(which, {}).items():
+                if method and endpoint.split(" ", 1)[0] != method.upper():
+                    continue
+                if path and endpoint.split(" ", 1)[1] != path:
+                    continue
+                total += number
+        return total
+
+    def writes(self, service):
+        return self.count(service, kind="writes")
+
+    def reads(self, service):
+        return self.count(service, kind="reads")

@@ -1,0 +1,156 @@
+"""Fault injection: throttling (429), unavailability (503), latency, forced paging and a
+consistency window, per service or for all ("*"), plus deterministic one-shot failures.
+
+Random faults draw from a random.Random seeded per service, so a test that sets `seed` gets the
+same sequence of faults for the same sequence of requests.
+"""
+
+import random
+import re
+import threading
+
+OPTIONS = ("rate_429", "rate_503", "seed", "retry_after", "latency_ms", "jitter_ms", "consistency_window", "page_size", "fail_next")
+_UNSET = object()
+
+
+class FaultError(ValueError):
+    """An invalid fault setting; the message names it."""
+
+
+def _check(options):
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise FaultError("unknown fault option(s): %s (known: %s)" % (", ".join(unknown), ", ".join(OPTIONS)))
+    for name in ("rate_429", "rate_503"):
+        if name in options and options[name] is not None and not 0.0 <= float(options[name]) <= 1.0:
+            raise FaultError("%s must be a probability between 0 and 1" % name)
+    for name in ("latency_ms", "jitter_ms", "consistency_window", "retry_after"):
+        if name in options and options[name] is not None and float(options[name]) < 0:
+            raise FaultError("%s must not be negative" % name)
+    if options.get("page_size") is not None and int(options["page_size"]) < 1:
+        raise FaultError("page_size must be at least 1")
+    rules = options.get("fail_next")
+    if rules is not None:
+        if not isinstance(rules, list):
+            raise FaultError("fail_next must be a list of rules")
+        for rule in rules:
+            if not isinstance(rule, dict) or "status" not in rule:
+                raise FaultError("each fail_next rule needs at least a status")
+            try:
+                re.compile(rule.get("path_regex") or "")
+            except re.error as exc:
+                raise FaultError("bad path_regex %r: %s" % (rule.get("path_regex"), exc)) from exc
+
+
+class Faults:
+    """Per-service fault settings. `defaults` are the start options (--latency-ms,
+    --consistency-window): clear() returns to them, not to zero."""
+
+    def __init__(self, defaults=None):
+        self._lock = threading.Lock()
+        self._defaults = dict(defaults or {})
+        self._settings = {}
+        self._random = {}
+        self.clear()
+
+    def clear(self, service=None):
+        with self._lock:
+            if service in (None, "*"):
+                self._settings = {"*": dict(self._defaults)}
+                self._random = {}
+            else:
+                self._settings.pop(service, None)
+                self._random.pop(service, None)
+
+    def set(self, service, **options):
+        """Merge options into a service's settings; returns that service's settings."""
+        _check(options)
+        with self._lock:
+            current = self._settings.setdefault(service, {})
+            for name, value in options.items():
+                if name == "fail_next":
+                    rules = [dict(rule, count=int(rule.get("count", 1))) for rule in value or []]
+                    current["fail_next"] = current.get("fail_next", []) + rules
+                else:
+                    current[name] = value
+            if "seed" in options or service not in self._random:
+                self._random[service] = random.Random(current.get("seed"))
+            return dict(current)
+
+    def snapshot(self):
+        with self._lock:
+            return {service: dict(settings) for service, settings in self._settings.items()}
+
+    def option(self, service, name, default=None):
+        """A service's setting, falling back to "*" and then to `default`."""
+        with self._lock:
+            for key in (service, "*"):
+                settings = self._settings.get(key, {})
+                if settings.get(name) is not None:
+                    return settings[name]
+            return default
+
+    def _has(self, service, name):
+        settings = self._settings.get(service, {})
+        return name in settings
+
+    def retry_after(self, service):
+        """Seconds for Retry-After, or None when a test asked for no header (retry_after: null)."""
+        with self._lock:
+            for key in (service, "*"):
+                if self._has(key, "retry_after"):
+                    return self._settings[key]["retry_after"]
+        return 1
+
+    def latency_seconds(self, service):
+        latency = float(self.option(service, "latency_ms", 0) or 0)
+        jitter = float(self.option(service, "jitter_ms", 0) or 0)
+        if jitter:
+            with self._lock:
+                rng = self._random.setdefault(service, random.Random(None))
+                latency += rng.uniform(0, jitter)
+        return latency / 1000.0
+
+    def pick(self, service, method, path):
+        """The fault for this request, if any: {"status", "retry_after", "body"?} or None.
+        One-shot rules (fail_next) come first, then the random rates."""
+        with self._lock:
+            for key in (service, "*"):
+                rules = self._settings.get(key, {}).get("fail_next") or []
+                for rule in rules:
+                    wanted_method = (rule.get("method") or "*").upper()
+                    if wanted_method not in ("*", method.upper()):
+                        continue
+                    if not re.search(rule.get("path_regex") or "", path):
+                        continue
+                    rule["count"] -= 1
+                    if rule["count"] <= 0:
+                        rules.remove(rule)
+                    fault = {"status": int(rule["status"])}
+                    fault["retry_after"] = rule["retry_after"] if "retry_after" in rule else _UNSET
+                    if "body" in rule:
+                        fault["body"] = rule["body"]
+                    return fault
+            rate_429 = rate_503 = 0.0
+            for key in ("*", service):  # the service's own rate wins over "*"
+                settings = self._settings.get(key, {})
+                if settings.get("rate_429") is not None:
+                    rate_429 = float(settings["rate_429"])
+                if settings.get("rate_503") is not None:
+                    rate_503 = float(settings["rate_503"])
+            if not rate_429 and not rate_503:
+                return None
+            seed = self._settings.get(service, {}).get("seed", self._settings.get("*", {}).get("seed"))
+            rng = self._random.setdefault(service, random.Random(seed))
+            draw = rng.random()
+        if draw < rate_429:
+            return {"status": 429, "retry_after": _UNSET}
+        if draw < rate_429 + rate_503:
+            return {"status": 503, "retry_after": _UNSET}
+        return None
+
+    def resolve_retry_after(self, service, fault):
+        value = fault.get("retry_after", _UNSET)
+        if value is _UNSET:
+            return self.retry_after(service)
+        return value

@@ -1,0 +1,441 @@
+"""HTTP plumbing shared by every emulated service, and the Lab that runs them.
+
+Each service is a Service subclass in its own module, listed in services.SERVICE_CLASSES; the Lab
+binds one HTTPS server per service on 127.0.0.1 (a free port each), and every request goes
+through Lab.dispatch: request ids, fault injection, counting and the one-line request log are
+done here once, so a service only answers requests.
+"""
+
+import datetime
+import json
+import logging
+import os
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .ca import CertificateAuthority, SelfSignedIdentity
+from .counters import Counters, template_path
+from .faults import Faults
+from .state import World, load_seed
+
+LOG = logging.getLogger("ceops_lab")
+BIND_HOST = "127.0.0.1"  # never anything else: the lab has no authentication on its admin API
+
+
+class Request:
+    """What a service sees of an HTTP request."""
+
+    def __init__(self, service, method, raw_path, headers, body, base_url):
+        parts = urlsplit(raw_path)
+        self.service = service
+        self.method = method.upper()
+        self.raw_path = parts.path
+        self.path = unquote(parts.path)
+        self.query_string = parts.query
+        self.query = parse_qs(parts.query, keep_blank_values=True)
+        self.headers = headers
+        self.body = body
+        self.base_url = base_url
+        self.request_id = str(uuid.uuid4())
+        self.client_request_id = headers.get("client-request-id")
+        # Set by a service when it knows which directory the request belongs to (for counters).
+        self.directory = None
+
+    def header(self, name, default=None):
+        return self.headers.get(name, default)
+
+    def arg(self, name, default=None):
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def json(self):
+        """The JSON body; raises ValueError when it is not JSON."""
+        if not self.body:
+            return None
+        return json.loads(self.body.decode("utf-8"))
+
+    def form(self):
+        """An application/x-www-form-urlencoded body as {name: first value}."""
+        try:
+            text = self.body.decode("utf-8")
+        except UnicodeDecodeError:
+            return {}
+        return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+
+
+class Response:
+    def __init__(self, status, body=b"", headers=None, content_type="application/json; charset=utf-8"):
+        self.status = status
+        self.body = body
+        self.headers = dict(headers or {})
+        if body or status not in (204, 304):
+            self.headers.setdefault("Content-Type", content_type)
+
+    @classmethod
+    def json(cls, status, obj, headers=None, content_type="application/json; charset=utf-8"):
+        return cls(status, json.dumps(obj).encode("utf-8"), headers, content_type)
+
+    @classmethod
+    def empty(cls, status=204, headers=None):
+        return cls(status, b"", headers)
+
+
+class Service:
+    """Base of an emulated service. Subclasses set `name` and implement handle()."""
+
+    name = None
+    # False for services that must stay reliable whatever a test injects (the admin API).
+    faultable = True
+    # Path segments whose following segment is an id even when it is not a GUID (counter templates).
+    id_segments = ()
+
+    def __init__(self, lab):
+        self.lab = lab
+        self.url = None
+
+    def handle(self, request):
+        raise NotImplementedError
+
+    def endpoint(self, request):
+        return "%s %s" % (request.method, template_path(request.raw_path, self.id_segments))
+
+    def directory_of(self, request):
+        """Tenant id the request belongs to, for per-directory counters; None if unknown."""
+        return request.directory
+
+    def fault_response(self, request, status, retry_after, body=None):
+        headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else {}
+        if body is not None:
+            return Response.json(status, body, headers)
+        return Response.json(status, {"error": "injected fault", "status": status}, headers)
+
+    def error_response(self, request, exc):
+        """An unexpected exception inside the service: a 500 in the service's own error shape."""
+        return self.fault_response(request, 500, None)
+
+    def snapshot(self):
+        return {}
+
+    def ansible_vars(self):
+        """Variables this service contributes to lab-vars.yml."""
+        return {}
+
+    def env_vars(self):
+        return {}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as clients expect from Microsoft's endpoints
+    server_version = "ceops-lab"
+    sys_version = ""
+    timeout = 60  # an idle keep-alive connection must not hold a thread forever
+
+    def _dispatch(self):
+        self.server.lab.dispatch(self.server.service, self)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+    def setup(self):
+        super().setup()
+        # Headers and body go out as separate TLS records; without NODELAY, Nagle plus delayed ACKs
+        # add ~40 ms to every keep-alive request.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def version_string(self):
+        return self.server_version
+
+    def log_message(self, format, *args):  # noqa: A002 - signature of the base class
+        pass  # Lab.dispatch writes its own one-line log without query values or bodies
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = False
+
+    def __init__(self, lab, service, tls):
+        self.lab = lab
+        self.service = service
+        super().__init__((BIND_HOST, 0), _Handler)
+        # Handshake in the request thread, not in accept(): one stuck client must not block others.
+        self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ssl.SSLError, ConnectionError, socket.timeout, TimeoutError)):
+            LOG.debug("%s connection error: %s", self.service.name, exc)
+            return
+        LOG.exception("%s: unhandled error", self.service.name)
+
+
+def _log_path(request):
+    """The path and only the names of query parameters: values may identify people or carry secrets."""
+    if not request.query:
+        return request.raw_path
+    return request.raw_path + "?" + "&".join(sorted(request.query))
+
+
+class Lab:
+    """A running lab: key material, the world, faults, counters and one server per service."""
+
+    def __init__(self, state_dir, consistency_window=0.0, latency_ms=0):
+        from .services import SERVICE_CLASSES  # services import this module
+
+        self.state_dir = os.path.abspath(state_dir)
+        os.makedirs(self.state_dir, exist_ok=True)
+        self.started_at = datetime.datetime.now(datetime.timezone.utc)
+        self.ca = CertificateAuthority.load_or_create(self.state_dir)
+        self.ca_file = os.path.join(self.state_dir, "ca.pem")
+        self.server_cert, self.server_key = self.ca.issue_server_cert(self.state_dir)
+        # The token signing key, published in the JWKS. Kept across restarts of the same state dir
+        # (like Entra's keys, which outlive any one server), so cached tokens stay valid.
+        self.signing = SelfSignedIdentity.load_or_create(os.path.join(self.state_dir, "signing-key.pem"), "ceops lab token signing")
+        self.seed = load_seed()
+        self.automation_certificates = {}
+        self.automation_certificate_paths = {}
+        for entry in self.seed["directories"]:
+            identity = SelfSignedIdentity.create("ceops automation %s" % entry["name"])
+            path = os.path.join(self.state_dir, "automation-%s.pem" % entry["name"])
+            identity.write_pem(path)
+            self.automation_certificates[entry["name"]] = identity
+            self.automation_certificate_paths[entry["name"]] = path
+        self.world = World(self.seed, self.automation_certificates)
+        self.default_consistency_window = float(consistency_window or 0)
+        self.default_latency_ms = int(latency_ms or 0)
+        self.faults = Faults(self._fault_defaults())
+        self.counters = Counters()
+        self.services = {}
+        for service_class in SERVICE_CLASSES:
+            self.services[service_class.name] = service_class(self)
+        self._servers = []
+        self._stop = threading.Event()
+
+    def _fault_defaults(self):
+        defaults = {}
+        if self.default_latency_ms:
+            defaults["latency_ms"] = self.default_latency_ms
+        if self.default_consistency_window:
+            defaults["consistency_window"] = self.default_consistency_window
+        return defaults
+
+    # ----- behaviour shared by services ----------------------------------------------------------
+    def consistency_window(self, directory, service):
+        """Seconds a new object stays invisible to reads: the directory's own setting first, then
+        the service's or global fault setting, then the start option."""
+        if directory is not None and directory.consistency_window is not None:
+            return float(directory.consistency_window)
+        return float(self.faults.option(service, "consistency_window", self.default_consistency_window) or 0)
+
+    def is_fresh(self, obj, directory, service):
+        """True while `obj` is inside the eventual-consistency window (monotonic clock)."""
+        window = self.consistency_window(directory, service)
+        return window > 0 and time.monotonic() - obj.get("_created", 0.0) < window
+
+    def reset(self):
+        self.world.reset()
+        self.counters.reset()
+        self.faults = Faults(self._fault_defaults())
+
+    def url(self, service):
+        return self.services[service].url
+
+    # ----- request path -------------------------------------------------------------------------
+    def dispatch(self, service, handler):
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length > 0 else b""
+        request = Request(service, handler.command, handler.path, handler.headers, body, service.url)
+        faulted = False
+        response = None
+        if service.faultable:
+            delay = self.faults.latency_seconds(service.name)
+            if delay:
+                time.sleep(delay)
+            fault = self.faults.pick(service.name, request.method, request.raw_path)
+            if fault is not None:
+                faulted = True
+                retry_after = self.faults.resolve_retry_after(service.name, fault)
+                response = service.fault_response(request, fault["status"], retry_after, fault.get("body"))
+        if response is None:
+            try:
+                response = service.handle(request)
+            except Exception as exc:  # noqa: BLE001 - a lab bug must answer 500, not drop the connection
+                LOG.exception("%s %s %s failed", service.name, request.method, request.raw_path)
+                response = service.error_response(request, exc)
+        response.headers.setdefault("request-id", request.request_id)
+        response.headers.setdefault("client-request-id", request.client_request_id or request.request_id)
+        self._write(handler, request, response)
+        directory = None
+        try:
+            directory = service.directory_of(request)
+        except Exception:  # noqa: BLE001 - counting must never break a response already sent
+            LOG.debug("directory_of failed", exc_info=True)
+        self.counters.record(service.name, request.method, service.endpoint(request), response.status,
+                             directory=directory, faulted=faulted)
+        LOG.info("%s %s %s %s request-id=%s%s", service.name, request.method, _log_path(request), response.status,
+                 request.request_id, " (fault)" if faulted else "")
+
+    def _write(self, handler, request, response):
+        handler.send_response(response.status)
+        for name, value in response.headers.items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(response.body)))
+        handler.end_headers()
+        if request.method != "HEAD" and response.body:
+            handler.wfile.write(response.body)
+
+    # ----- lifecycle ------------------------------------------------------------------------------
+    def bind(self):
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.minimum_version = ssl.TLSVersion.TLSv1_2
+        tls.load_cert_chain(self.server_cert, self.server_key)
+        for service in self.services.values():
+            server = _Server(self, service, tls)
+            host, port = server.server_address[:2]
+            service.url = "https://%s:%d" % (host, port)
+            self._servers.append(server)
+
+    def serve(self):
+        threads = []
+        for server in self._servers:
+            thread = threading.Thread(target=server.serve_forever, name="lab-" + server.service.name, daemon=True)
+            thread.start()
+            threads.append(thread)
+        self._stop.wait()
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+
+    def stop(self):
+        self._stop.set()
+
+    # ----- what clients and inventories read ------------------------------------------------------
+    def info(self):
+        return {
+            "pid": os.getpid(),
+            "state_dir": self.state_dir,
+            "ca_file": self.ca_file,
+            "log_file": os.path.join(self.state_dir, "lab.log"),
+            "started_at": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "vars_file": os.path.join(self.state_dir, "lab-vars.yml"),
+            "services": {name: {"url": service.url} for name, service in self.services.items()},
+        }
+
+    def ansible_vars(self):
+        result = {"lab_ca_path": self.ca_file}
+        for service in self.services.values():
+            result.update(service.ansible_vars())
+        directories = {}
+        for entry in self.seed["directories"]:
+            automation = entry["automation"]
+            directories[entry["name"]] = {
+                "tenant_id": entry["tenant_id"],
+                "domain": entry["domain"],
+                "automation_client_id": automation["app_id"],
+                "automation_client_secret": automation["client_secret"]["secretText"],
+                "automation_certificate_path": self.automation_certificate_paths[entry["name"]],
+                "automation_service_principal_id": automation["service_principal_id"],
+                "mailboxes": list(entry.get("mailboxes") or []),
+            }
+        result["lab_directories"] = directories
+        return result
+
+    def write_files(self):
+        """lab.json, lab-vars.yml / .json and lab.env, each replaced atomically."""
+        variables = self.ansible_vars()
+        _atomic_write(os.path.join(self.state_dir, "lab-vars.json"), json.dumps(variables, indent=2) + "\n")
+        _atomic_write(os.path.join(self.state_dir, "lab-vars.yml"), to_yaml(variables))
+        env = {"CEOPS_LAB_DIR": self.state_dir, "CEOPS_LAB_CA_PATH": self.ca_file}
+        for service in self.services.values():
+            env["CEOPS_LAB_%s_URL" % service.name.upper()] = service.url
+            env.update(service.env_vars())
+        lines = ["# ceops lab environment; source this file (values change at every start)"]
+        lines += ["export %s=%s" % (k, _shell_quote(v)) for k, v in env.items()]
+        _atomic_write(os.path.join(self.state_dir, "lab.env"), "\n".join(lines) + "\n")
+        # lab.json last: `start` waits for it, so everything else is in place when it appears.
+        _atomic_write(os.path.join(self.state_dir, "lab.json"), json.dumps(self.info(), indent=2) + "\n")
+
+
+def _shell_quote(value):
+    return "'" + str(value).replace("'", "'\"'\"'") + "'"
+
+
+def _atomic_write(path, text, mode=0o644):
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def to_yaml(value, indent=0):
+    """A tiny YAML writer for the vars file: mappings, lists and scalars. Strings are written as
+    JSON strings, which YAML reads back verbatim (no surprises with ':' or leading zeros)."""
+    pad = "  " * indent
+    if isinstance(value, dict):
+        if not value:
+            return pad + "{}\n"
+        out = "---\n" if indent == 0 else ""
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and item:
+                out += "%s%s:\n%s" % (pad, key, to_yaml(item, indent + 1))
+            else:
+                out += "%s%s: %s\n" % (pad, key, _yaml_scalar(item))
+        return out
+    if isinstance(value, list):
+        return "".join("%s- %s\n" % (pad, _yaml_scalar(item)) for item in value)
+    return pad + _yaml_scalar(value) + "\n"
+
+
+def _yaml_scalar(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return json.dumps(str(value))
+
+
+def run(state_dir, consistency_window=0.0, latency_ms=0):
+    """`python -m ceops_lab serve`: run in the foreground until SIGTERM / SIGINT."""
+    lab = Lab(state_dir, consistency_window=consistency_window, latency_ms=latency_ms)
+    handler = logging.FileHandler(os.path.join(lab.state_dir, "lab.log"), encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    LOG.addHandler(handler)
+    LOG.setLevel(logging.INFO)
+    if sys.stderr.isatty():
+        LOG.addHandler(logging.StreamHandler())
+    lab.bind()
+    pid_file = os.path.join(lab.state_dir, "lab.pid")
+    _atomic_write(pid_file, "%d\n" % os.getpid())
+    lab.write_files()
+
+    def _terminate(signum, frame):
+        lab.stop()
+
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+    LOG.info("lab serving (pid %d): %s", os.getpid(), ", ".join("%s %s" % (n, s.url) for n, s in lab.services.items()))
+    try:
+        lab.serve()
+    finally:
+        # Leave no pid / lab.json behind that points at this (now gone) process.
+        for name in ("lab.pid", "lab.json"):
+            path = os.path.join(lab.state_dir, name)
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+                if (name == "lab.pid" and text.strip() == str(os.getpid())) or (name == "lab.json" and json.loads(text).get("pid") == os.getpid()):
+                    os.remove(path)
+            except (OSError, ValueError):
+                pass
+        LOG.info("lab stopped (pid %d)", os.getpid())
+    return 0

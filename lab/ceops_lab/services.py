@@ -1,0 +1,10 @@
+"""The one list of emulated services. To add one (Exchange Online, CE Portal, IMAP, ...):
+write a Service subclass in its own module with a unique `name`, and append it here. The Lab
+binds it on a free loopback port, counts and logs its requests, applies faults to it, and puts
+its URL into lab.json (and whatever it returns from ansible_vars() into lab-vars.yml)."""
+
+from .admin_api import AdminService
+from .entra import EntraService
+from .graph import GraphService
+
+SERVICE_CLASSES = [EntraService, GraphService, AdminService]
