@@ -78,12 +78,19 @@ class GraphClient:
     # -- plumbing -------------------------------------------------------------------------------
     def _call(self, method, path, expected=(200, 201, 204), **kwargs):
         headers = dict(kwargs.pop("headers", None) or {})
-        headers["Authorization"] = "Bearer " + self.auth.graph_token()
-        try:
-            response = self.transport.request(method, path, expected=expected, headers=headers, **kwargs)
-        except ServiceError as error:
-            error.hint = error.hint or HINTS.get(error.code) or next((HINTS[c] for c in error_codes(error) if c in HINTS), None)
-            raise
+        for attempt in (1, 2):
+            headers["Authorization"] = "Bearer " + self.auth.graph_token()
+            try:
+                response = self.transport.request(method, path, expected=expected, headers=dict(headers), **kwargs)
+                break
+            except ServiceError as error:
+                if attempt == 1 and error.status in (401, 403):
+                    # A token's roles are fixed when it is issued: after an admin grants a missing
+                    # permission, a cached token would keep failing for up to an hour. Try a fresh one once.
+                    self.auth.forget_token(self.auth.endpoints["graph_resource"])
+                    continue
+                error.hint = error.hint or HINTS.get(error.code) or next((HINTS[c] for c in error_codes(error) if c in HINTS), None)
+                raise
         if response.status_code == 204 or not response.content:
             return None
         return response.json()

@@ -122,6 +122,13 @@ class TokenCache:
             if exc.errno != errno.EEXIST:
                 raise
 
+    def forget(self, key):
+        if self.directory:
+            try:
+                os.unlink(self._paths(key)[0])
+            except OSError:
+                pass
+
     def get_or_fetch(self, key, fetch, now=time.time):
         """Return a cached token with enough life left, or call ``fetch()`` -> (token, expires_in) under a lock."""
         if not self.directory or fcntl is None:
@@ -265,6 +272,10 @@ class MicrosoftAuth:
             raise ServiceError("Entra ID", "; ".join(problems))
         return self.cache.get_or_fetch(self.cache_key(resource), lambda: self._fetch(resource))
 
+    def forget_token(self, resource):
+        """Drop a cached token, e.g. after a permission was granted: roles are fixed when a token is issued."""
+        self.cache.forget(self.cache_key(resource))
+
     def graph_token(self):
         return self.token(self.endpoints["graph_resource"])
 
@@ -296,12 +307,24 @@ class MicrosoftAuth:
         except ServiceError:
             raise
         except ValueError as exc:
-            # msal raises ValueError for an authority it cannot use (tenant discovery failed).
-            raise ServiceError("Entra ID", "cannot use authority %s: %s" % (self.authority(), exc),
-                               hint="check tenant_id, cloud and authority_host")
+            # msal raises ValueError when tenant discovery fails and drops Entra's own words (e.g.
+            # AADSTS90002 for an unknown tenant): ask the discovery document once more to quote them.
+            raise self._discovery_error(exc)
         if "access_token" not in result:
             raise self._token_error(result, scope)
         return result["access_token"], result.get("expires_in", 3599)
+
+    def _discovery_error(self, exc):
+        url = "%s/v2.0/.well-known/openid-configuration" % self.authority()
+        try:
+            response = self.transport.send("GET", url)
+            body = response.json()
+        except (ServiceError, ValueError):
+            body = {}
+        if isinstance(body, dict) and body.get("error"):
+            return self._token_error(body, None)
+        return ServiceError("Entra ID", "cannot use authority %s: %s" % (self.authority(), exc),
+                            hint="check tenant_id, cloud and authority_host")
 
     def _msal_credential(self):
         if not self.client_certificate_path:
@@ -330,7 +353,8 @@ class MicrosoftAuth:
         first_line = description.splitlines()[0]
         codes = result.get("error_codes") or []
         hint = next((AADSTS_HINTS[c] for c in codes if c in AADSTS_HINTS), None)
-        return ServiceError("Entra ID", "token request for client %s in directory %s (scope %s) was refused: %s"
-                            % (self.client_id or "managed identity", self.tenant_id, scope, first_line),
+        scope_text = " (scope %s)" % scope if scope else ""
+        return ServiceError("Entra ID", "token request for client %s in directory %s%s was refused: %s"
+                            % (self.client_id or "managed identity", self.tenant_id, scope_text, first_line),
                             code=result.get("error"), request_id=result.get("correlation_id") or result.get("trace_id"),
                             hint=hint)

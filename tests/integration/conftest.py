@@ -1,0 +1,52 @@
+# -*- coding: utf-8 -*-
+"""Run the collection's modules in-process against the lab, as Ansible would run them."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import importlib
+import json
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+
+class ModuleRunner:
+    def __init__(self, capsys, token_cache_dir):
+        self.capsys = capsys
+        self.token_cache_dir = token_cache_dir
+
+    def __call__(self, name, args, check_mode=False, diff=True):
+        module = importlib.import_module("ansible_collections.ceops.exchange_oauth.plugins.modules." + name)
+        full = dict(args)
+        full.setdefault("token_cache_dir", self.token_cache_dir)
+        full.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
+        self.capsys.readouterr()
+        with patch_module_args(full):
+            with pytest.raises(SystemExit):
+                module.main()
+        out = self.capsys.readouterr().out
+        result = json.loads(out)
+        result["_raw"] = out
+        return result
+
+
+@pytest.fixture
+def run_module(capsys, tmp_path):
+    return ModuleRunner(capsys, str(tmp_path / "tokens"))
+
+
+def lab_directory_auth(lab, name="contoso", **overrides):
+    """Module options for the automation identity of one lab directory."""
+    d = lab.vars["lab_directories"][name]
+    args = dict(tenant_id=d["tenant_id"], client_id=d["automation_client_id"], client_secret=d["automation_client_secret"],
+                authority_host=lab.vars["lab_authority_host"], graph_endpoint=lab.vars["lab_graph_endpoint"],
+                ca_path=lab.vars["lab_ca_path"])
+    args.update(overrides)
+    return args
+
+
+@pytest.fixture
+def directory_auth():
+    """``directory_auth(lab, name="contoso", **overrides)`` -> Microsoft module options for that directory."""
+    return lab_directory_auth
