@@ -8,17 +8,9 @@ if [[ -n "${VENV:-}" ]]; then
     export PATH
 fi
 
-# ceops.exchange_oauth.* must resolve to this tree, never to an installed copy.
-tmp_root=$(mktemp -d "${TMPDIR:-/tmp}/molecule.XXXXXX")
-link="${tmp_root}/ansible_collections/ceops/exchange_oauth"
-cleanup() {
-    rm -f "${link}"
-    rm -rf "${tmp_root}"
-}
-trap cleanup EXIT
-mkdir -p "$(dirname "${link}")"
-ln -s "$PWD" "${link}"
-export ANSIBLE_COLLECTIONS_PATH="${tmp_root}"
+# shellcheck source=scripts/collection-tree.sh
+source scripts/collection-tree.sh
+trap collection_tree_cleanup EXIT
 
 passed=0
 failed=0
