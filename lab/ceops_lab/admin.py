@@ -227,3 +227,23 @@ class LabAdmin:
 
     def reads(self, service):
         return self.count(service, kind="reads")
+
+    # ----- CE Portal emulator (ce_portal.py) ---------------------------------------------------------------
+    def ce_state(self, deployment=None):
+        """One deployment's state (settings, configured and applied configuration, pending changes,
+        updates; client secrets only as client_secret_sha256_8), or /state/ce for all of them."""
+        if deployment is None:
+            return self.state("ce")
+        return self._call("GET", "/services/ce/deployments/%s" % urllib.parse.quote(deployment))
+
+    def ce_settings(self, deployment, **settings):
+        """Merge per-deployment settings and return them all: update_seconds, fail_next_update
+        ("message" fails the next batch update), update_failure_rate, page_size, version, capabilities."""
+        path = "/services/ce/deployments/%s/settings" % urllib.parse.quote(deployment)
+        return self._call("POST", path, settings) if settings else self._call("GET", path)
+
+    def ce_counters(self, deployment=None):
+        """CE Portal requests per deployment ({reads, writes, faults, requests, batch_updates,
+        endpoints, tenants}); one deployment's entry when named."""
+        view = self._call("GET", "/services/ce/counters")["deployments"]
+        return view[deployment] if deployment else view

@@ -87,7 +87,19 @@ class AdminService(Service):
         match = re.match(r"^/directories/([^/]+)(?:/([\w-]+))?$", path)
         if match:
             return self._directory(request, match.group(1), match.group(2))
+        match = re.match(r"^/services/([\w-]+)(/.*)?$", path)
+        if match:
+            return self._service_admin(request, match.group(1), match.group(2) or "/")
         raise AdminError(404, "no admin endpoint %s %s" % (method, path))
+
+    def _service_admin(self, request, name, subpath):
+        """/services/<name>/...: lab-only routes a service offers through admin(method, path, body) -> (status, JSON)."""
+        service = self.lab.services.get(name)
+        if service is None or not hasattr(service, "admin"):
+            raise AdminError(404, "no service with admin routes named %r" % name)
+        body = self._body(request) if request.method in ("POST", "PUT", "PATCH") else {}
+        status, payload = service.admin(request.method, subpath, body)
+        return Response.json(status, payload)
 
     # ----- faults ----------------------------------------------------------------------------------
     def _faults(self, request):

@@ -123,6 +123,9 @@ class Service:
     def snapshot(self):
         return {}
 
+    def reset(self):
+        """Back to the seed (POST /reset), for services that keep state outside lab.world."""
+
     def ansible_vars(self):
         """Variables this service contributes to lab-vars.yml."""
         return {}
@@ -239,6 +242,8 @@ class Lab:
 
     def reset(self):
         self.world.reset()
+        for service in self.services.values():
+            service.reset()
         self.counters.reset()
         self.faults = Faults(self._fault_defaults())
 
