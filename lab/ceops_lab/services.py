@@ -4,7 +4,8 @@ binds it on a free loopback port, counts and logs its requests, applies faults t
 its URL into lab.json (and whatever it returns from ansible_vars() into lab-vars.yml)."""
 
 from .admin_api import AdminService
+from .ce_portal import CePortalService
 from .entra import EntraService
 from .graph import GraphService
 
-SERVICE_CLASSES = [EntraService, GraphService, AdminService]
+SERVICE_CLASSES = [EntraService, GraphService, AdminService, CePortalService]
