@@ -1,0 +1,217 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, CE Ops automation team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: ce_oauth_settings
+short_description: Manage a CE tenant's OAuth settings for Exchange Online
+version_added: 0.1.0
+description:
+  - Does the CE tenant administrator's first step of the runbook "Accessing Microsoft Exchange Online Mailboxes Using OAuth",
+    idempotently (Email Infrastructure > OAuth Settings in the Portal).
+  - Finds the settings by O(name) in CE tenant O(ce_tenant) and creates or updates them with the client id and secret of CE's app
+    registration, the scope and the token endpoint of the Microsoft directory.
+  - The token endpoint is O(token_endpoint_url), or is derived from O(tenant_id) and O(cloud)
+    (C(https://login.microsoftonline.com/<tenant_id>/oauth2/v2.0/token) in the public cloud).
+  - Needs CE 7.4 CU4 (7.4.4) or later; on an older Portal the task fails and names the version found.
+author:
+  - CE Ops automation team (@ceops)
+extends_documentation_fragment:
+  - ceops.exchange_oauth.ce_portal
+  - ceops.exchange_oauth.ce_portal.ATTRIBUTES
+attributes:
+  check_mode:
+    description: Reads only and reports what would change, including whether the secret would be sent.
+    support: full
+  diff_mode:
+    description: Shows name, client id, scopes, token endpoint and whether a secret is set or would be replaced. Never the secret.
+    support: full
+options:
+  ce_tenant:
+    description:
+      - The CE tenant (its short code in the Portal) that owns the settings.
+    type: str
+    required: true
+  name:
+    description:
+      - Name of the OAuth settings, unique within the CE tenant, for example C(Exchange Online OAuth).
+    type: str
+    required: true
+  client_id:
+    description:
+      - Application (client) ID of CE's app registration (RV(ceops.exchange_oauth.azuread_app#module:app_id)).
+      - Required when O(state=present).
+    type: str
+  client_secret:
+    description:
+      - Value of the app's client secret. Write-only in the Portal, so it is compared with nothing; when it is sent is set by
+        O(update_secret).
+      - Required to create the settings.
+    type: str
+  update_secret:
+    description:
+      - V(on_create) sends O(client_secret) only when the settings are created, or when the Portal reports that they hold no secret.
+        A re-run with the same secret then changes nothing.
+      - V(always) sends it on every run, which then always reports a change. Use it for one run after rotating the secret.
+    type: str
+    choices: [on_create, always]
+    default: on_create
+  scopes:
+    description:
+      - Scopes CE requests tokens for.
+      - Default is the Exchange Online resource of O(cloud) with C(/.default), for example C(https://outlook.office365.com/.default).
+    type: list
+    elements: str
+  token_endpoint_url:
+    description:
+      - The token endpoint CE uses. Must be C(https).
+      - When not set, it is derived from O(tenant_id), O(cloud) and O(authority_host).
+    type: str
+  tenant_id:
+    description:
+      - Directory (tenant) ID of the Microsoft directory that holds CE's app and the mailboxes, to derive O(token_endpoint_url).
+      - One of O(tenant_id) and O(token_endpoint_url) is required when O(state=present).
+    type: str
+  cloud:
+    description:
+      - The Microsoft cloud, which sets the login host of the token endpoint and the default scope.
+      - V(public) uses C(login.microsoftonline.com) and C(outlook.office365.com); V(usgov) (GCC High) C(login.microsoftonline.us) and
+        C(outlook.office365.us); V(usgov_dod) C(login.microsoftonline.us) and C(outlook-dod.office365.us); V(china) (21Vianet)
+        C(login.chinacloudapi.cn) and C(partner.outlook.cn).
+    type: str
+    choices: [public, usgov, usgov_dod, china]
+    default: public
+  authority_host:
+    description:
+      - Override of the login host used to derive O(token_endpoint_url), for a private or emulated authority.
+    type: str
+  state:
+    description:
+      - V(present) makes sure the settings exist as described; V(absent) deletes them.
+      - The Portal refuses to delete settings while an email connection uses them; the task then fails and says so.
+    type: str
+    choices: [present, absent]
+    default: present
+notes:
+  - O(client_id), O(client_secret) and O(tenant_id) here describe CE's app, not the automation identity of the Microsoft modules.
+    Pass them in the task, not in C(module_defaults) of C(group/ceops.exchange_oauth.all), where the automation identity's values
+    would be taken.
+seealso:
+  - module: ceops.exchange_oauth.azuread_app
+  - module: ceops.exchange_oauth.ce_email_connection
+'''
+
+EXAMPLES = r'''
+- name: OAuth settings of CE tenant acme, secret from the run that created it
+  ceops.exchange_oauth.ce_oauth_settings:
+    ce_url: https://ce-portal.example.com
+    ce_token: "{{ ce_token }}"
+    ce_tenant: acme
+    name: Exchange Online OAuth
+    client_id: "{{ ce_app.app_id }}"
+    client_secret: "{{ ce_app.client_secret | default(omit) }}"
+    tenant_id: "{{ ce_app.tenant_id }}"
+
+- name: After rotating the secret in Entra ID, send the new one once
+  ceops.exchange_oauth.ce_oauth_settings:
+    ce_tenant: acme
+    name: Exchange Online OAuth
+    client_id: 0b2f6c1a-5d4e-4f3a-9b8c-7d6e5f4a3b2c
+    client_secret: "{{ vault_ce_email_client_secret }}"
+    update_secret: always
+    tenant_id: 6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51
+
+- name: GCC High
+  ceops.exchange_oauth.ce_oauth_settings:
+    ce_tenant: agency
+    name: Exchange Online OAuth
+    client_id: 0b2f6c1a-5d4e-4f3a-9b8c-7d6e5f4a3b2c
+    client_secret: "{{ vault_ce_email_client_secret }}"
+    tenant_id: 6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51
+    cloud: usgov
+'''
+
+RETURN = r'''
+oauth_settings:
+  description: The settings as the Portal holds them (as they would be, in check mode; then C(id) is null for new ones). No secret.
+  returned: when O(state=present)
+  type: dict
+  contains:
+    id:
+      description: The Portal's id of the settings.
+      type: str
+    revision:
+      description: Revision, bumped by every change.
+      type: int
+    name:
+      description: Name.
+      type: str
+    client_id:
+      description: Application (client) ID.
+      type: str
+    scopes:
+      description: Scopes.
+      type: list
+      elements: str
+    token_endpoint_url:
+      description: Token endpoint.
+      type: str
+    client_secret_set:
+      description: Whether the Portal holds a client secret.
+      type: bool
+    client_secret_updated_at:
+      description: When the secret was last set (RFC 3339).
+      type: str
+client_secret_updated:
+  description: Whether this run sent the client secret (or would, in check mode).
+  returned: when O(state=present)
+  type: bool
+ce_version:
+  description: CE version the Portal reports.
+  returned: when O(state=present)
+  type: str
+actions:
+  description: What was done, or would be done in check mode.
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_module import CeModule
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_reconcile import OAuthSettingsReconciler
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import CLOUDS
+
+
+def argument_spec():
+    return dict(
+        ce_tenant=dict(type="str", required=True),
+        name=dict(type="str", required=True),
+        client_id=dict(type="str"),
+        client_secret=dict(type="str", no_log=True),
+        update_secret=dict(type="str", choices=["on_create", "always"], default="on_create", no_log=False),
+        scopes=dict(type="list", elements="str"),
+        token_endpoint_url=dict(type="str", no_log=False),
+        tenant_id=dict(type="str"),
+        cloud=dict(type="str", choices=sorted(CLOUDS), default="public"),
+        authority_host=dict(type="str"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+    )
+
+
+def main():
+    module = CeModule(argument_spec(), supports_check_mode=True,
+                      required_if=[("state", "present", ("client_id",)),
+                                   ("state", "present", ("tenant_id", "token_endpoint_url"), True),
+                                   ("update_secret", "always", ("client_secret",))],
+                      mutually_exclusive=[("tenant_id", "token_endpoint_url")])
+    reconciler = OAuthSettingsReconciler(module.portal, module.params, check_mode=module.check_mode, warn=module.warn)
+    module.run(reconciler.run)
+
+
+if __name__ == "__main__":
+    main()
