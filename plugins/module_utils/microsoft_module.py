@@ -15,6 +15,7 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import ServiceError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import CLOUDS, MicrosoftAuth, default_cache_dir
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import GraphClient
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import client_from_params
 
 
 def microsoft_argument_spec():
@@ -57,6 +58,7 @@ class MicrosoftModule(AnsibleModule):
             self.fail_json(msg="tenant_id is required (or set AZURE_TENANT_ID): the Directory (tenant) ID to work in")
         self._auth = None
         self._graph = None
+        self._exchange = None
 
     @property
     def auth(self):
@@ -79,6 +81,17 @@ class MicrosoftModule(AnsibleModule):
         if self._graph is None:
             self._graph = GraphClient(self.auth)
         return self._graph
+
+    def exchange(self, pool_size=10):
+        """The Exchange Online client for the module's ``transport`` / ``winrm`` options (exchange_argument_spec)."""
+        if self._exchange is None:
+            # Over WinRM the management host authenticates with its own certificate: no token, so no secret needed.
+            auth = self.auth if self.params.get("transport", "rest") == "rest" else None
+            try:
+                self._exchange = client_from_params(self.params, auth=auth, pool_size=pool_size)
+            except ValueError as exc:
+                self.fail_json(msg="Exchange Online options for directory %s: %s" % (self.params["tenant_id"], exc))
+        return self._exchange
 
     def fail_service(self, error, doing, **result):
         """Fail with what we were doing, the service's own words, its request id and the fix."""

@@ -1,0 +1,387 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, CE Ops automation team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Compare-and-act logic of exo_service_principal and exo_mailbox_permission: the runbook's
+Exchange Online part as classes a unit test can drive with a fake ExchangeClient."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import ExchangeError, is_entra_sp_not_found, is_not_found
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import StepError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import is_guid
+
+ACCESS_RIGHTS = ("FullAccess", "ReadPermission", "ChangePermission", "ChangeOwner", "DeleteItem", "ExternalAccount")
+MAX_PARALLELISM = 32
+
+# RFC 5322 dot-atom local part (an apostrophe is legal: o'brien@...), a domain with a dot.
+_ADDRESS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                      r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
+
+DENY_HINT = ("a Deny entry overrides any grant, so CE will be refused; if it is not intended remove it by hand "
+             "(Remove-MailboxPermission -Identity %s -User %s -AccessRights %s -Deny)")
+
+
+# -- pure helpers ---------------------------------------------------------------------------------
+def is_address(value):
+    return bool(value) and len(value) <= 320 and bool(_ADDRESS.match(value))
+
+
+def normalise_mailboxes(mailboxes):
+    """(unique addresses in order, problems). Duplicates differing only in case are one mailbox."""
+    if not mailboxes:
+        return [], ["mailboxes is empty: list at least one mailbox address (an empty list is usually a variable that did not "
+                    "resolve; nothing was sent)"]
+    bad = [m for m in mailboxes if not is_address((m or "").strip())]
+    if bad:
+        verb = "is" if len(bad) == 1 else "are"
+        return [], ["%s not an email address (nothing was sent): %s" % (verb, ", ".join(repr(m) for m in bad[:10]))]
+    seen, unique = set(), []
+    for mailbox in mailboxes:
+        mailbox = mailbox.strip()
+        if mailbox.lower() not in seen:
+            seen.add(mailbox.lower())
+            unique.append(mailbox)
+    return unique, []
+
+
+def canonical_rights(values):
+    """Exchange's AccessRights as a set of canonical names; it may send a list or "A, B"."""
+    if values is None:
+        return set()
+    if isinstance(values, str):
+        values = values.split(",")
+    by_lower = dict((r.lower(), r) for r in ACCESS_RIGHTS)
+    return set(by_lower.get(str(v).strip().lower(), str(v).strip()) for v in values if str(v).strip())
+
+
+def truthy(value):
+    return value is True or str(value).strip().lower() == "true"
+
+
+def principal_names(principal, user):
+    """Every spelling Exchange may use for the principal in Get-MailboxPermission's User column."""
+    names = {user}
+    for key in ("Identity", "Name", "ObjectId", "AppId", "DisplayName", "ExternalDirectoryObjectId", "Sid"):
+        value = (principal or {}).get(key)
+        if isinstance(value, str) and value:
+            names.add(value)
+    return set(n.strip().lower() for n in names if n)
+
+
+def summarise_entries(entries, names):
+    """Rights of the principal on one mailbox: explicit allow, inherited allow, denied, and the
+    inheritance type of each explicit right (needed to remove it exactly)."""
+    explicit, inherited, denied, inheritance = set(), set(), set(), {}
+    for entry in entries:
+        user = entry.get("User")
+        if isinstance(user, dict):
+            user = user.get("Name") or user.get("Identity") or user.get("DisplayName")
+        if str(user or "").strip().lower() not in names:
+            continue
+        rights = canonical_rights(entry.get("AccessRights"))
+        if truthy(entry.get("Deny")):
+            denied |= rights
+        elif truthy(entry.get("IsInherited")):
+            inherited |= rights
+        else:
+            explicit |= rights
+            for right in rights:
+                inheritance[right] = entry.get("InheritanceType") or "All"
+    return explicit, inherited, denied, inheritance
+
+
+# -- exo_service_principal ------------------------------------------------------------------------
+def service_principal_problems(params):
+    problems = []
+    if not is_guid(params.get("app_id")):
+        problems.append("app_id %r is not a GUID: use the Application (client) ID of CE's app" % (params.get("app_id"),))
+    if params["state"] == "present":
+        if not params.get("object_id"):
+            problems.append("object_id is required with state=present: the Object ID of the app's service principal "
+                            "(Enterprise applications), which azuread_app returns as service_principal_id")
+        elif not is_guid(params["object_id"]):
+            problems.append("object_id %r is not a GUID" % (params["object_id"],))
+    return problems
+
+
+class ServicePrincipalReconciler:
+    def __init__(self, exchange, graph, params, check_mode=False):
+        self.exchange = exchange
+        self.graph = graph
+        self.params = params
+        self.check_mode = check_mode
+        self.actions = []
+        self.warnings = []
+        self.changed = False
+        self.result = {"app_id": params["app_id"]}
+        self.label = "Exchange service principal of app %s in directory %s" % (params["app_id"], params["tenant_id"])
+
+    def step(self, doing, call):
+        try:
+            return call()
+        except ServiceError as error:
+            raise StepError("%s: %s" % (self.label, doing), error, dict(self.result, changed=self.changed, actions=self.actions))
+
+    def refuse(self, doing, message, hint):
+        raise StepError("%s: %s" % (self.label, doing), ServiceError("Microsoft Graph", message, hint=hint),
+                        dict(self.result, changed=False, actions=self.actions))
+
+    def act(self, description, call):
+        self.actions.append(description)
+        self.changed = True
+        if self.check_mode:
+            return None
+        return self.step(description, call)
+
+    def run(self):
+        p = self.params
+        existing = self.step("reading it (Get-ServicePrincipal)", lambda: self.exchange.get_service_principal(p["app_id"]))
+        before = describe_service_principal(existing)
+        if p["state"] == "absent":
+            if existing:
+                self.act("remove the Exchange service principal %s" % existing.get("ObjectId"),
+                         lambda: self.exchange.remove_service_principal(identity_of(existing)))
+            return self.finish(before, {"state": "absent"})
+
+        directory_sp = self.verify_object_id()
+        wanted_name = p.get("display_name") or (existing or {}).get("DisplayName") or (directory_sp or {}).get("displayName")
+        current = existing
+        if existing and (existing.get("ObjectId") or "").lower() != p["object_id"].lower():
+            # Set-ServicePrincipal changes only DisplayName: a wrong object id can only be replaced.
+            self.act("remove the Exchange service principal with the wrong object id %s (its mailbox permissions go with it)"
+                     % existing.get("ObjectId"), lambda: self.exchange.remove_service_principal(identity_of(existing)))
+            current = None
+        if current is None:
+            created = self.act("create the Exchange service principal (New-ServicePrincipal -AppId %s -ObjectId %s)" % (p["app_id"], p["object_id"]),
+                               lambda: self.create(wanted_name, verified=directory_sp is not None))
+            current = created or {"AppId": p["app_id"], "ObjectId": p["object_id"], "DisplayName": wanted_name}
+        elif p.get("display_name") and current.get("DisplayName") != p["display_name"]:
+            self.act("rename the Exchange service principal from %r to %r" % (current.get("DisplayName"), p["display_name"]),
+                     lambda: self.exchange.set_service_principal(identity_of(current), p["display_name"]))
+            current = dict(current, DisplayName=p["display_name"])
+        self.result.update(object_id=current.get("ObjectId") or p["object_id"], display_name=current.get("DisplayName"),
+                           identity=current.get("Identity"))
+        return self.finish(before, describe_service_principal(current))
+
+    def create(self, display_name, verified):
+        p = self.params
+        try:
+            return self.exchange.new_service_principal(p["app_id"], p["object_id"], display_name, verified=verified)
+        except ExchangeError as error:
+            if is_entra_sp_not_found(error):
+                error.hint = ("object_id must be the object id of the app's service principal (Enterprise applications > Object ID, "
+                              "azuread_app's service_principal_id), not the application's object id; if the service principal was "
+                              "created moments ago, Exchange may not see it yet: run again in a minute")
+            raise
+
+    def verify_object_id(self):
+        """Refuse the application's object id before Exchange stores it; None when Graph cannot tell."""
+        p = self.params
+        if self.graph is None or not p.get("verify_object_id", True):
+            return None
+        try:
+            directory_sp = self.graph.get_service_principal(p["app_id"])
+            application = None
+            if directory_sp is None or directory_sp.get("id", "").lower() != p["object_id"].lower():
+                applications = self.graph.find_applications(app_id=p["app_id"])
+                application = applications[0] if applications else None
+        except ServiceError as error:
+            self.warnings.append("could not check object_id against Microsoft Graph, so Exchange's own checks decide (%s)" % error.describe())
+            return None
+        if directory_sp and directory_sp.get("id", "").lower() == p["object_id"].lower():
+            return directory_sp
+        doing = "checking object_id against the directory"
+        if application and application.get("id", "").lower() == p["object_id"].lower():
+            self.refuse(doing, "object_id %s is the object id of the APPLICATION (App registrations > Object ID), not of its service principal"
+                        % p["object_id"],
+                        "Exchange needs the service principal's object id (Enterprise applications > %s > Object ID, or azuread_app's "
+                        "service_principal_id)%s; with the application's id CE's IMAP login fails with AUTHENTICATE failed"
+                        % ((directory_sp or {}).get("displayName") or "the app",
+                           ": %s" % directory_sp["id"] if directory_sp else ""))
+        if directory_sp is None:
+            self.refuse(doing, "the directory has no service principal for app %s%s" % (
+                p["app_id"], "" if application else " (and no app registration with that Application (client) ID)"),
+                "create it first (azuread_app, or Enterprise applications); if the automation identity may only see apps it owns, "
+                "set verify_object_id=false")
+        self.refuse(doing, "object_id %s is not the service principal of app %s; that one has object id %s"
+                    % (p["object_id"], p["app_id"], directory_sp["id"]), "use %s as object_id" % directory_sp["id"])
+        return None
+
+    def finish(self, before, after):
+        return dict(self.result, changed=self.changed, actions=self.actions, diff={"before": before, "after": after})
+
+
+def identity_of(service_principal):
+    return service_principal.get("ObjectId") or service_principal.get("Identity")
+
+
+def describe_service_principal(service_principal):
+    if not service_principal:
+        return {"state": "absent"}
+    return {"state": "present", "app_id": service_principal.get("AppId"), "object_id": service_principal.get("ObjectId"),
+            "display_name": service_principal.get("DisplayName")}
+
+
+# -- exo_mailbox_permission -----------------------------------------------------------------------
+def mailbox_permission_problems(params):
+    problems = []
+    if not params.get("user") or not str(params["user"]).strip():
+        problems.append("user is required: the object id of the app's service principal (azuread_app's service_principal_id)")
+    if not 1 <= params["parallelism"] <= MAX_PARALLELISM:
+        problems.append("parallelism must be between 1 and %d (Exchange throttles more than that), not %s" % (MAX_PARALLELISM, params["parallelism"]))
+    if not params.get("access_rights"):
+        problems.append("access_rights is empty: name at least one right, e.g. FullAccess")
+    mailboxes, mailbox_problems = normalise_mailboxes(params.get("mailboxes"))
+    return mailboxes, problems + mailbox_problems
+
+
+class MailboxPermissionReconciler:
+    """One principal's rights on many mailboxes, a bounded number of mailboxes at a time.
+
+    Every mailbox is read once (Get-MailboxPermission) and written at most once; failures are
+    recorded per mailbox and the run goes on, except for failures that would hit every mailbox
+    alike (credentials, roles, an unreachable host), which stop it.
+    """
+
+    def __init__(self, exchange, params, mailboxes, check_mode=False):
+        self.exchange = exchange
+        self.params = params
+        self.mailboxes = mailboxes
+        self.check_mode = check_mode
+        self.wanted = canonical_rights(params["access_rights"])
+        self.warnings = []
+        self.directory = params["tenant_id"]
+        self.label = "principal %s in directory %s" % (params["user"], self.directory)
+        self._stop = threading.Event()
+        self._fatal = []
+
+    def resolve_principal(self):
+        user = self.params["user"].strip()
+        try:
+            principal = self.exchange.get_service_principal(user)
+        except ExchangeError as error:
+            raise StepError("%s: looking up the principal (Get-ServicePrincipal)" % self.label, error, {"changed": False})
+        if principal is None:
+            message = ("%s is not registered as a service principal in Exchange Online of directory %s" % (user, self.directory))
+            hint = ("register it first with exo_service_principal (New-ServicePrincipal) using the service principal's object id; "
+                    "the application's object id is not the same thing")
+            if not self.check_mode:
+                raise StepError("%s: looking up the principal" % self.label, ExchangeError(message, cmdlet="Get-ServicePrincipal", hint=hint),
+                                {"changed": False})
+            # In check mode the service principal may just not be created yet by the task before.
+            self.warnings.append("%s (check mode goes on, assuming it will be)" % message)
+        return principal or {}
+
+    def run(self):
+        principal = self.resolve_principal()
+        names = principal_names(principal, self.params["user"].strip())
+        grantee = principal.get("ObjectId") or self.params["user"].strip()
+        workers = min(self.params["parallelism"], len(self.mailboxes))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            records = list(pool.map(lambda m: self.converge(m, names, grantee), self.mailboxes))
+        return self.finish(principal, grantee, records)
+
+    def converge(self, mailbox, names, grantee):
+        record = {"mailbox": mailbox, "result": "unchanged", "access_rights": [], "added_rights": [], "removed_rights": [],
+                  "inherited_rights": [], "denied_rights": [], "message": None, "request_id": None}
+        if self._stop.is_set():
+            return dict(record, result="failed", message="not processed: the run stopped at an earlier failure that affects every mailbox")
+        doing = "reading permissions"
+        try:
+            entries = self.exchange.get_mailbox_permissions(mailbox)
+            explicit, inherited, denied, inheritance = summarise_entries(entries, names)
+            record.update(inherited_rights=sorted(inherited), denied_rights=sorted(denied), access_rights=sorted(explicit),
+                          before=sorted(explicit))
+            if self.params["state"] == "present":
+                doing = "adding %s" % ", ".join(sorted(self.wanted - explicit))
+                self.grant(record, mailbox, grantee, explicit, denied)
+            else:
+                doing = "removing %s" % ", ".join(sorted(self.wanted & explicit))
+                self.revoke(record, mailbox, grantee, explicit, inheritance)
+        except ExchangeError as error:
+            record.update(result="failed", request_id=error.request_id, message=self.explain(mailbox, doing, error))
+            if error.fatal:
+                self._fatal.append(error)
+                self._stop.set()
+        return record
+
+    def grant(self, record, mailbox, grantee, explicit, denied):
+        blocked = self.wanted & denied
+        if blocked:
+            record.update(result="failed", message="%s has a Deny entry for %s on %s: %s" % (
+                self.params["user"], ", ".join(sorted(blocked)), mailbox,
+                DENY_HINT % (mailbox, grantee, ",".join(sorted(blocked)))))
+            return
+        missing = sorted(self.wanted - explicit)
+        if record["inherited_rights"] and missing:
+            record["message"] = "inherited %s does not count: an explicit entry is added" % ", ".join(record["inherited_rights"])
+        if not missing:
+            return
+        added = True
+        if not self.check_mode:
+            added = self.exchange.add_mailbox_permission(mailbox, grantee, missing, self.params["inheritance_type"], self.params["automapping"])
+        if added:
+            record.update(result="added", added_rights=missing, access_rights=sorted(explicit | set(missing)))
+        else:
+            record.update(message="Exchange already had the entry (added concurrently)", access_rights=sorted(explicit | set(missing)))
+
+    def revoke(self, record, mailbox, grantee, explicit, inheritance):
+        present = sorted(self.wanted & explicit)
+        removed = []
+        # Exchange removes an entry only with its own inheritance type, so group the rights by it.
+        by_type = {}
+        for right in present:
+            by_type.setdefault(inheritance.get(right, "All"), []).append(right)
+        for inheritance_type, rights in sorted(by_type.items()):
+            if self.check_mode or self.exchange.remove_mailbox_permission(mailbox, grantee, rights, inheritance_type):
+                removed.extend(rights)
+        if removed:
+            record.update(result="removed", removed_rights=sorted(removed), access_rights=sorted(explicit - set(removed)))
+        leftover = sorted(set(record["inherited_rights"]) & self.wanted)
+        if leftover:
+            record["message"] = ("inherited %s remains: it comes from a higher level and cannot be removed on the mailbox"
+                                 % ", ".join(leftover))
+
+    def explain(self, mailbox, doing, error):
+        if is_not_found(error) and error.cmdlet == "Get-MailboxPermission":
+            return ("mailbox %s does not exist in Exchange Online of directory %s (Exchange: %s)" % (mailbox, self.directory, error.message))
+        text = "%s on %s failed: %s" % (doing, mailbox, error.describe())
+        return text
+
+    def finish(self, principal, grantee, records):
+        failed = [r for r in records if r["result"] == "failed"]
+        before = dict((r["mailbox"], r.pop("before")) for r in records if "before" in r)
+        after = dict((r["mailbox"], r["access_rights"]) for r in records if r["mailbox"] in before)
+        result = {
+            "changed": any(r["result"] in ("added", "removed") for r in records),
+            "principal": {"user": self.params["user"], "object_id": principal.get("ObjectId") or grantee, "app_id": principal.get("AppId"),
+                          "display_name": principal.get("DisplayName"), "identity": principal.get("Identity")},
+            "mailboxes": records,
+            "invocations": dict(self.exchange.invocations),
+            "diff": {"before": {"user": self.params["user"], "access_rights": before},
+                     "after": {"user": self.params["user"], "access_rights": after}},
+        }
+        # Not top-level keys: Ansible would read a top-level "failed" as the task's own status.
+        result["summary"] = dict((outcome, [r["mailbox"] for r in records if r["result"] == outcome])
+                                 for outcome in ("added", "removed", "unchanged", "failed"))
+        if self._fatal:
+            skipped = sum(1 for r in records if (r["message"] or "").startswith("not processed"))
+            raise StepError("%s: stopped, %d of %d mailboxes not processed" % (self.label, skipped, len(records)), self._fatal[0], result)
+        if failed and self.params["fail_on_mailbox_error"]:
+            reasons = "; ".join("%s: %s" % (r["mailbox"], r["message"]) for r in failed[:5])
+            more = " (and %d more, see mailboxes)" % (len(failed) - 5) if len(failed) > 5 else ""
+            raise StepError("%s: %d of %d mailboxes failed, all others were processed" % (self.label, len(failed), len(records)),
+                            ExchangeError(reasons + more, hint="fix those mailboxes (or remove them from the list) and run again; "
+                                                               "fail_on_mailbox_error=false reports them without failing the task"),
+                            result)
+        for record in failed:
+            self.warnings.append("%s: %s" % (record["mailbox"], record["message"]))
+        return result
