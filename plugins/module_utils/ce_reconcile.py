@@ -376,7 +376,8 @@ class BatchUpdateReconciler(Reconciler):
         pending, changes = self.step("reading the pending configuration", self.portal.pending_changes)
         active = self.step("looking for a running batch update", self.portal.active_update)
         self.result.update(pending_changes=changes, coalesced_with=[])
-        before = {"pending": pending, "pending_changes": ["%s %s %s" % (c["tenant"], c["kind"], c["id"]) for c in changes],
+        # Deployment-wide changes (gateways) belong to no tenant.
+        before = {"pending": pending, "pending_changes": ["%s %s %s" % (c["tenant"] or "deployment", c["kind"], c["id"]) for c in changes],
                   "running_update": (active or {}).get("id")}
         force = p["force"]
         if self.check_mode:
