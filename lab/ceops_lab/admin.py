@@ -247,3 +247,28 @@ class LabAdmin:
         endpoints, tenants}); one deployment's entry when named."""
         view = self._call("GET", "/services/ce/counters")["deployments"]
         return view[deployment] if deployment else view
+
+    # ----- Exchange Online emulators (exchange.py, winrm.py) -------------------------------------------------
+    def exchange_state(self, directory=None):
+        """A directory's Exchange organization (mailboxes with every ACE incl. inherited/deny, Exchange
+        service principals with their SIDs, settings), or /state/exchange for all directories."""
+        if directory is None:
+            return self.state("exchange")
+        return self._call("GET", "/services/exchange/directories/%s" % urllib.parse.quote(directory))
+
+    def exchange_add_permission(self, directory, mailbox, user, access_rights=("FullAccess",), deny=False, inherited=False,
+                                inheritance_type="All"):
+        """Put an ACE on a mailbox bypassing the cmdlet rules (e.g. an inherited or a Deny FullAccess
+        entry for a service principal); `user` is an Exchange principal identity or a 'DOMAIN\\name' label."""
+        body = {"mailbox": mailbox, "user": user, "access_rights": list(access_rights), "deny": deny, "inherited": inherited,
+                "inheritance_type": inheritance_type}
+        return self._call("POST", "/services/exchange/directories/%s/mailbox-permissions" % urllib.parse.quote(directory), body)
+
+    def exchange_register_service_principal(self, directory, app_id, object_id, display_name=None):
+        """Create an Exchange service principal without Exchange's Entra check (any ids)."""
+        body = {"app_id": app_id, "object_id": object_id, "display_name": display_name}
+        return self._call("POST", "/services/exchange/directories/%s/service-principals" % urllib.parse.quote(directory), body)
+
+    def exchange_settings(self, directory, **settings):
+        """validate_service_principals=False makes New-ServicePrincipal accept any AppId/ObjectId pair."""
+        return self._call("POST", "/services/exchange/directories/%s/settings" % urllib.parse.quote(directory), settings)

@@ -110,6 +110,11 @@ class Service:
         """Tenant id the request belongs to, for per-directory counters; None if unknown."""
         return request.directory
 
+    def counted_method(self, request):
+        """The method the counters classify a request by (GET/HEAD = read): RPC-style services
+        (Exchange's InvokeCommand, WS-Management) count a POST that only reads as a read."""
+        return request.method
+
     def fault_response(self, request, status, retry_after, body=None):
         headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else {}
         if body is not None:
@@ -280,7 +285,11 @@ class Lab:
             directory = service.directory_of(request)
         except Exception:  # noqa: BLE001 - counting must never break a response already sent
             LOG.debug("directory_of failed", exc_info=True)
-        self.counters.record(service.name, request.method, service.endpoint(request), response.status,
+        try:
+            counted_method = service.counted_method(request)
+        except Exception:  # noqa: BLE001 - counting must never break a response already sent
+            counted_method = request.method
+        self.counters.record(service.name, counted_method, service.endpoint(request), response.status,
                              directory=directory, faulted=faulted)
         LOG.info("%s %s %s %s request-id=%s%s", service.name, request.method, _log_path(request), response.status,
                  request.request_id, " (fault)" if faulted else "")
@@ -344,6 +353,7 @@ class Lab:
                 "automation_client_id": automation["app_id"],
                 "automation_client_secret": automation["client_secret"]["secretText"],
                 "automation_certificate_path": self.automation_certificate_paths[entry["name"]],
+                "automation_certificate_thumbprint": self.automation_certificates[entry["name"]].thumbprints["sha1_hex"],
                 "automation_service_principal_id": automation["service_principal_id"],
                 "mailboxes": list(entry.get("mailboxes") or []),
             }

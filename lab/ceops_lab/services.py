@@ -6,6 +6,8 @@ its URL into lab.json (and whatever it returns from ansible_vars() into lab-vars
 from .admin_api import AdminService
 from .ce_portal import CePortalService
 from .entra import EntraService
+from .exchange import ExchangeService
 from .graph import GraphService
+from .winrm import WinrmService
 
-SERVICE_CLASSES = [EntraService, GraphService, AdminService, CePortalService]
+SERVICE_CLASSES = [EntraService, GraphService, AdminService, CePortalService, ExchangeService, WinrmService]
