@@ -39,7 +39,6 @@ ALLOWED_CMDLETS = (
     "Get-Mailbox", "Get-ServicePrincipal", "New-ServicePrincipal", "Set-ServicePrincipal", "Remove-ServicePrincipal",
     "Get-MailboxPermission", "Add-MailboxPermission", "Remove-MailboxPermission",
 )
-READ_CMDLETS = frozenset(c for c in ALLOWED_CMDLETS if c.startswith("Get-"))
 
 WINRM_AUTH = ("ntlm", "kerberos", "credssp", "basic")
 
@@ -186,6 +185,7 @@ class RestRunner:
     """InvokeCommand over HTTPS with the shared Transport (retries, Retry-After, TLS)."""
 
     name = "rest"
+    max_parallelism = 64
 
     def __init__(self, auth, tenant, transport=None, pool_size=10, token_ttl=240, clock=time.monotonic):
         self.auth = auth
@@ -255,8 +255,8 @@ class RestRunner:
 
 
 # The script agreed with the lab's WS-Management emulator (lab/ceops_lab/winrm.py), which checks it
-# line by line: only comments, indentation and blank lines may differ. Two lines are longer than a
-# source line may be, so they are assembled below.
+# line by line: only comments, indentation and blank lines may differ from its template. Two of its
+# lines are longer than a source line may be; they are assembled below.
 POWERSHELL_SCRIPT = r"""# ceops.exchange_oauth: one Exchange Online cmdlet, app-only, its request passed as data.
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
@@ -297,6 +297,7 @@ finally {
 # One JSON document on stdout, exit code 0 whatever the cmdlet did; 1 only when the script itself fails.
 ConvertTo-Json -InputObject $result -Depth 6 -Compress
 """
+ALLOWED_LINE = "$allowed = @(%s)" % ", ".join("'%s'" % name for name in ALLOWED_CMDLETS)
 CONNECT_LINE = ("Connect-ExchangeOnline -AppId $request.app_id -CertificateThumbprint $request.certificate_thumbprint "
                 "-Organization $request.organization -CommandName $request.cmdlet -ShowBanner:$false")
 
@@ -323,8 +324,7 @@ def build_script(request, cloud="public"):
         request = dict(request, exchange_environment=EXCHANGE_ENVIRONMENTS[cloud])
         connect += " -ExchangeEnvironmentName $request.exchange_environment"
     payload = json.dumps(request, separators=(",", ":"))  # ensure_ascii: \\uXXXX for all non-ASCII
-    allowed = "$allowed = @(%s)" % ", ".join("'%s'" % name for name in ALLOWED_CMDLETS)
-    return (POWERSHELL_SCRIPT.replace("__ALLOWED__", allowed).replace("__CONNECT__", connect)
+    return (POWERSHELL_SCRIPT.replace("__ALLOWED__", ALLOWED_LINE).replace("__CONNECT__", connect)
             .replace("__REQUEST_JSON__", powershell_literal(payload)))
 
 
@@ -396,6 +396,8 @@ class WinRMRunner:
     """
 
     name = "winrm"
+    # Each busy thread holds a shell open; WinRM allows 30 per user by default (MaxShellsPerUser).
+    max_parallelism = 25
 
     def __init__(self, options, tenant, app_id, cloud="public", timeout=30, protocol_factory=None):
         self.options = options
@@ -471,6 +473,10 @@ class WinRMRunner:
     def _transport_error(self, cmdlet, exc):
         kind = exc.__class__.__name__
         text = str(exc).splitlines()[0] if str(exc) else kind
+        # urllib3 wraps the one useful phrase ("[Errno 111] Connection refused") in two layers of repr.
+        match = re.search(r"(\[Errno -?\d+\][^'\"()]*)", text)
+        if match:
+            text = match.group(1).strip()
         if kind in ("InvalidCredentialsError", "AuthenticationError", "BasicAuthDisabledError"):
             return ExchangeError("the WinRM host refused the credentials of %r (%s): %s" % (self.options.get("username"), kind, text),
                                  cmdlet=cmdlet, fatal=True, status=401, where=self.where,
@@ -497,6 +503,7 @@ class ExchangeClient:
         self.invocations = Counter()
         self.sleep = sleep
         self.consistency_delays = consistency_delays
+        self.max_parallelism = getattr(runner, "max_parallelism", 64)
         self._lock = threading.Lock()
 
     def invoke(self, cmdlet, parameters=None, keep_warnings=None):

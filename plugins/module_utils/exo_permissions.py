@@ -29,6 +29,14 @@ DENY_HINT = ("a Deny entry overrides any grant, so CE will be refused; if it is 
              "(Remove-MailboxPermission -Identity %s -User %s -AccessRights %s -Deny)")
 
 
+class Refusal(ServiceError):
+    """The module refuses to go on (wrong id, unregistered principal, failed mailboxes): no service
+    failed, so the message stands alone, followed by what to do."""
+
+    def describe(self):
+        return "; ".join(part for part in (self.message, self.hint) if part)
+
+
 # -- pure helpers ---------------------------------------------------------------------------------
 def is_address(value):
     return bool(value) and len(value) <= 320 and bool(_ADDRESS.match(value))
@@ -131,7 +139,7 @@ class ServicePrincipalReconciler:
             raise StepError("%s: %s" % (self.label, doing), error, dict(self.result, changed=self.changed, actions=self.actions))
 
     def refuse(self, doing, message, hint):
-        raise StepError("%s: %s" % (self.label, doing), ServiceError("Microsoft Graph", message, hint=hint),
+        raise StepError("%s: %s" % (self.label, doing), Refusal("Microsoft Graph", message, hint=hint),
                         dict(self.result, changed=False, actions=self.actions))
 
     def act(self, description, call):
@@ -185,7 +193,12 @@ class ServicePrincipalReconciler:
     def verify_object_id(self):
         """Refuse the application's object id before Exchange stores it; None when Graph cannot tell."""
         p = self.params
-        if self.graph is None or not p.get("verify_object_id", True):
+        if not p.get("verify_object_id", True):
+            return None
+        if self.graph is None:
+            self.warnings.append("object_id was not checked against Microsoft Graph: no credential for it was given (client_secret, "
+                                 "client_certificate_path or managed_identity), so Exchange's own checks decide; set "
+                                 "verify_object_id=false to silence this")
             return None
         try:
             directory_sp = self.graph.get_service_principal(p["app_id"])
@@ -274,7 +287,7 @@ class MailboxPermissionReconciler:
             hint = ("register it first with exo_service_principal (New-ServicePrincipal) using the service principal's object id; "
                     "the application's object id is not the same thing")
             if not self.check_mode:
-                raise StepError("%s: looking up the principal" % self.label, ExchangeError(message, cmdlet="Get-ServicePrincipal", hint=hint),
+                raise StepError("%s: looking up the principal" % self.label, Refusal("Exchange Online", message, hint=hint),
                                 {"changed": False})
             # In check mode the service principal may just not be created yet by the task before.
             self.warnings.append("%s (check mode goes on, assuming it will be)" % message)
@@ -284,7 +297,7 @@ class MailboxPermissionReconciler:
         principal = self.resolve_principal()
         names = principal_names(principal, self.params["user"].strip())
         grantee = principal.get("ObjectId") or self.params["user"].strip()
-        workers = min(self.params["parallelism"], len(self.mailboxes))
+        workers = min(self.params["parallelism"], len(self.mailboxes), self.exchange.max_parallelism)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             records = list(pool.map(lambda m: self.converge(m, names, grantee), self.mailboxes))
         return self.finish(principal, grantee, records)
@@ -376,10 +389,10 @@ class MailboxPermissionReconciler:
             skipped = sum(1 for r in records if (r["message"] or "").startswith("not processed"))
             raise StepError("%s: stopped, %d of %d mailboxes not processed" % (self.label, skipped, len(records)), self._fatal[0], result)
         if failed and self.params["fail_on_mailbox_error"]:
-            reasons = "; ".join("%s: %s" % (r["mailbox"], r["message"]) for r in failed[:5])
+            reasons = "; ".join(r["message"] + (" (request id %s)" % r["request_id"] if r["request_id"] else "") for r in failed[:5])
             more = " (and %d more, see mailboxes)" % (len(failed) - 5) if len(failed) > 5 else ""
-            raise StepError("%s: %d of %d mailboxes failed, all others were processed" % (self.label, len(failed), len(records)),
-                            ExchangeError(reasons + more, hint="fix those mailboxes (or remove them from the list) and run again; "
+            raise StepError("%s: %d of %d mailboxes failed (the others were processed)" % (self.label, len(failed), len(records)),
+                            Refusal("Exchange Online", reasons + more, hint="fix those mailboxes (or remove them from the list) and run again; "
                                                                "fail_on_mailbox_error=false reports them without failing the task"),
                             result)
         for record in failed:

@@ -168,10 +168,12 @@ def main():
     reconciler = MailboxPermissionReconciler(exchange, module.params, mailboxes, check_mode=module.check_mode)
 
     def work():
-        result = reconciler.run()
-        for warning in reconciler.warnings + exchange.warnings:
-            module.warn(warning)
-        return result
+        try:
+            return reconciler.run()
+        finally:
+            # Also when it fails: a skipped check or an Exchange warning may be the explanation.
+            for warning in reconciler.warnings + exchange.warnings:
+                module.warn(warning)
 
     module.run(work)
 

@@ -144,10 +144,12 @@ def main():
     reconciler = ServicePrincipalReconciler(module.exchange(), graph, module.params, check_mode=module.check_mode)
 
     def work():
-        result = reconciler.run()
-        for warning in reconciler.warnings + module.exchange().warnings:
-            module.warn(warning)
-        return result
+        try:
+            return reconciler.run()
+        finally:
+            # Also when it fails: a skipped check or an Exchange warning may be the explanation.
+            for warning in reconciler.warnings + module.exchange().warnings:
+                module.warn(warning)
 
     module.run(work)
 
