@@ -146,14 +146,19 @@ class Reconciler:
                 continue
             return self.finish(before, after)
 
-    def write(self, current, desired, create, update, what):
-        """Create or update to ``desired``; return the record as it is now (as it would be in check mode)."""
+    def write(self, current, desired, create, update, what, explain=None):
+        """Create or update to ``desired``; return the record as it is now (as it would be in check mode).
+
+        ``explain(changes)`` may reword the changed fields for a person (names instead of ids).
+        """
         if current is None:
             created = self.act("create %s %r: %s" % (self.kind, desired["name"], what), create)
             return created or dict(desired, id=None, revision=None)
         changes = differences(current, desired)
         if not changes:
             return current
+        if explain:
+            changes = explain(changes)
         updated = self.act("update %s %r: %s" % (self.kind, desired["name"], "; ".join(changes)), update)
         return updated or dict(current, **desired)
 
@@ -353,7 +358,8 @@ class ConnectionReconciler(Reconciler):
         what = "gateway %r, OAuth settings %r, OAuth to receive %s, to send %s" % (
             p["gateway"], p["oauth_settings"] or None, p["use_oauth_receive"], p["use_oauth_send"])
         record = self.write(current, desired, lambda: self.portal.create_connection(tenant, desired),
-                            lambda: self.portal.update_connection(tenant, current, desired), what)
+                            lambda: self.portal.update_connection(tenant, current, desired), what,
+                            explain=lambda changes: differences(self.describe(current), self.describe(desired)) or changes)
         self.result["email_connection"] = record
         if record.get("id"):
             self.result["mailboxes"] = self.step("listing its mailboxes", lambda: self.portal.connection_mailboxes(tenant, record["id"]))
@@ -384,7 +390,7 @@ class BatchUpdateReconciler(Reconciler):
             if pending or force:
                 after_running = " after batch update %s finishes" % active["id"] if active else ""
                 self.changed = True
-                self.actions.append("start a batch update%s (%d pending change(s))" % (after_running, len(changes)))
+                self.actions.append("start a batch update%s %s" % (after_running, self.reason(changes)))
             self.result["pending"] = pending
             return self.finish(before, {"pending": False if (pending or force) else pending, "pending_changes": [] if pending or force else
                                         before["pending_changes"], "running_update": None})
@@ -400,18 +406,22 @@ class BatchUpdateReconciler(Reconciler):
                 pending = self.step("reading the pending configuration", self.portal.pending_changes)[0]
                 continue
             self.changed = True
-            self.actions.append("started batch update %s (%d pending change(s))" % (started["id"], len(changes)))
+            self.actions.append("started batch update %s %s" % (started["id"], self.reason(changes)))
             self.finish_update(self.wait(started["id"], deadline))
             pending = force = False
         self.result["pending"] = pending
         return self.finish(before, {"pending": pending, "pending_changes": [] if not pending else before["pending_changes"],
                                     "running_update": None})
 
+    @staticmethod
+    def reason(changes):
+        return "for %d pending change(s)" % len(changes) if changes else "(forced; the Portal reported nothing pending)"
+
     def wait(self, update_id, deadline):
         update = self.step("waiting for batch update %s" % update_id,
                            lambda: self.portal.wait_for_update(update_id, deadline, self.params["poll_interval"]))
         if ce_portal.update_is_active(update):
-            self.result["update"] = update
+            self.result["batch_update"] = update
             self.fail("batch update %s is still %s after %s seconds: it goes on in the Portal; run this task again to wait for it "
                       "(it starts no second update while one runs), or raise wait_timeout"
                       % (update_id, update["status"], self.params["wait_timeout"]))
@@ -424,7 +434,7 @@ class BatchUpdateReconciler(Reconciler):
         self.actions.append("waited for batch update %s, started elsewhere, to finish (%s)" % (update_id, update["status"]))
 
     def finish_update(self, update):
-        self.result["update"] = update
+        self.result["batch_update"] = update
         if not ce_portal.update_succeeded(update):
             errors = "; ".join(update["errors"]) or "the Portal gave no reason"
             self.fail("batch update %s %s: %s. The configuration stays pending: fix what the errors name and run again"

@@ -69,9 +69,11 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
-update:
-  description: The batch update this run started, as it finished (or as it was when the wait ran out).
-  returned: when an update was started
+batch_update:
+  description:
+    - The batch update this run started, as it finished (or as it was when the wait ran out).
+    - Named so that C(result.batch_update) in Jinja never meets the C(update) method of a dict.
+  returned: when an update was started or waited for in vain
   type: dict
   contains:
     id:

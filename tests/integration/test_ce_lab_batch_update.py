@@ -37,9 +37,9 @@ def test_nothing_pending_nothing_started(fresh_lab, run_module):
 def test_pending_configuration_is_applied(fresh_lab, run_module):
     change_something(fresh_lab, run_module)
     result = run_module("ce_batch_update", batch_args(fresh_lab))
-    assert result["changed"] is True and result["update"]["status"] == "succeeded" and result["pending"] is False
+    assert result["changed"] is True and result["batch_update"]["status"] == "succeeded" and result["pending"] is False
     state = fresh_lab.ce_state("emea")
-    assert state["pending"]["pending"] is False and state["applied"]["update_id"] == result["update"]["id"]
+    assert state["pending"]["pending"] is False and state["applied"]["update_id"] == result["batch_update"]["id"]
     assert [g["name"] for g in state["applied"]["email_gateways"]] == ["Exchange Online"]
     again = run_module("ce_batch_update", batch_args(fresh_lab))
     assert again["changed"] is False and starts(fresh_lab) == 1
@@ -63,7 +63,7 @@ def test_coalesces_with_a_running_update_then_applies_what_it_did_not_cover(fres
     theirs = HandEdits(fresh_lab).start_update()          # someone clicked "batch update" in the Portal
     change_something(fresh_lab, run_module, name="Second gateway")  # made after theirs started: not covered by it
     result = run_module("ce_batch_update", batch_args(fresh_lab))
-    assert result["changed"] is True and result["coalesced_with"] == [theirs["id"]] and result["update"]["id"] != theirs["id"]
+    assert result["changed"] is True and result["coalesced_with"] == [theirs["id"]] and result["batch_update"]["id"] != theirs["id"]
     assert result["actions"][0] == "waited for batch update %s, started elsewhere, to finish (succeeded)" % theirs["id"]
     state = fresh_lab.ce_state("emea")
     assert state["pending"]["pending"] is False and len(state["applied"]["email_gateways"]) == 2
@@ -83,7 +83,7 @@ def test_a_failed_update_reports_the_portals_errors(fresh_lab, run_module):
     result = run_module("ce_batch_update", batch_args(fresh_lab))
     assert result["failed"] is True and "failed: Mail server mail01.emea.ce.lab refused the IMAP settings." in result["msg"]
     assert result["msg"].startswith("CE deployment %s, batch update: " % ce_args(fresh_lab)["ce_url"])
-    assert "stays pending" in result["msg"] and result["update"]["status"] == "failed"
+    assert "stays pending" in result["msg"] and result["batch_update"]["status"] == "failed"
     # Fixed (here: nothing to fix), the next run applies it.
     assert run_module("ce_batch_update", batch_args(fresh_lab))["changed"] is True
 
@@ -94,7 +94,7 @@ def test_timeout_then_the_next_run_waits_for_the_same_update(fresh_lab, run_modu
     timed_out = run_module("ce_batch_update", batch_args(fresh_lab, wait_timeout=1))
     assert timed_out["failed"] is True and "after 1 seconds" in timed_out["msg"] and "run this task again" in timed_out["msg"]
     again = run_module("ce_batch_update", batch_args(fresh_lab))
-    assert again["changed"] is False and again["coalesced_with"] == [timed_out["update"]["id"]] and starts(fresh_lab) == 1
+    assert again["changed"] is False and again["coalesced_with"] == [timed_out["batch_update"]["id"]] and starts(fresh_lab) == 1
     assert fresh_lab.ce_state("emea")["pending"]["pending"] is False
 
 

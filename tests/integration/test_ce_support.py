@@ -12,10 +12,17 @@ import importlib
 import json
 
 import pytest
+from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.testing import patch_module_args
 
 TENANT_ID = "6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51"   # contoso
 CLIENT_ID = "0b2f6c1a-5d4e-4f3a-9b8c-7d6e5f4a3b2c"
+
+
+def forget_warnings():
+    """Warnings are process-global in ansible-core: without this they leak from one in-process module run into the next."""
+    module_warnings._global_warnings.clear()  # pylint: disable=protected-access
+    module_warnings._global_deprecations.clear()  # pylint: disable=protected-access
 
 
 class CeModuleRunner:
@@ -27,9 +34,13 @@ class CeModuleRunner:
         full = dict((k, v) for k, v in args.items() if v is not None)  # None is "not given", as omit in a task
         full.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
         self.capsys.readouterr()
-        with patch_module_args(full):
-            with pytest.raises(SystemExit):
-                module.main()
+        forget_warnings()
+        try:
+            with patch_module_args(full):
+                with pytest.raises(SystemExit):
+                    module.main()
+        finally:
+            forget_warnings()
         out = self.capsys.readouterr().out
         result = json.loads(out)
         result["_raw"] = out

@@ -16,6 +16,7 @@ import re
 import pytest
 import requests
 import yaml
+from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import ce_module, ce_portal
@@ -485,6 +486,12 @@ def warnings_of(result):
     return [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
 
 
+def forget_warnings():
+    """Warnings are process-global in ansible-core: without this they leak from one in-process module run into the next."""
+    module_warnings._global_warnings.clear()  # pylint: disable=protected-access
+    module_warnings._global_deprecations.clear()  # pylint: disable=protected-access
+
+
 class ModuleRunner:
     """Runs a ce_* module's main() in-process against a FakePortal, as Ansible would run it."""
 
@@ -503,9 +510,13 @@ class ModuleRunner:
         full.update(args)
         full.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
         self.capsys.readouterr()
-        with patch_module_args(full):
-            with pytest.raises(SystemExit):
-                module.main()
+        forget_warnings()
+        try:
+            with patch_module_args(full):
+                with pytest.raises(SystemExit):
+                    module.main()
+        finally:
+            forget_warnings()
         out = self.capsys.readouterr().out
         result = json.loads(out)
         result["_raw"] = out

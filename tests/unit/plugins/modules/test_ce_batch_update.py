@@ -43,8 +43,8 @@ def test_nothing_pending_starts_nothing(portal, run):
 def test_pending_configuration_is_applied_and_waited_for(portal, run):
     pending_change(portal)
     result = run("ce_batch_update", FAST)
-    assert result["changed"] is True and result["update"]["status"] == "succeeded" and result["pending"] is False
-    assert result["actions"] == ["started batch update %s (1 pending change(s))" % result["update"]["id"]]
+    assert result["changed"] is True and result["batch_update"]["status"] == "succeeded" and result["pending"] is False
+    assert result["actions"] == ["started batch update %s for 1 pending change(s)" % result["batch_update"]["id"]]
     assert result["diff"]["before"]["pending"] is True and result["diff"]["after"]["pending"] is False
     assert run("ce_batch_update", FAST)["changed"] is False and len(starts(portal)) == 1
 
@@ -67,7 +67,7 @@ def test_a_running_update_is_waited_for_then_ours_applies_what_is_still_pending(
     pending_change(portal, "globex")     # made after theirs started
     result = run("ce_batch_update", FAST)
     assert result["changed"] is True and result["coalesced_with"] == [theirs["id"]]
-    assert result["update"]["id"] != theirs["id"] and result["update"]["status"] == "succeeded"
+    assert result["batch_update"]["id"] != theirs["id"] and result["batch_update"]["status"] == "succeeded"
     assert result["actions"][0] == "waited for batch update %s, started elsewhere, to finish (succeeded)" % theirs["id"]
     assert portal.pending == []
 
@@ -98,7 +98,7 @@ def test_a_failed_update_reports_its_errors(portal, run):
     portal.update_outcome, portal.update_errors = "failed", ["tenant acme: IMAP server outlook.office365.com unreachable"]
     result = run("ce_batch_update", FAST)
     assert result["failed"] is True and "failed: tenant acme: IMAP server outlook.office365.com unreachable" in result["msg"]
-    assert "stays pending" in result["msg"] and result["update"]["status"] == "failed" and result["changed"] is True
+    assert "stays pending" in result["msg"] and result["batch_update"]["status"] == "failed" and result["changed"] is True
 
 
 def test_timeout_says_the_update_goes_on_and_a_rerun_waits_for_it(portal, run):
@@ -107,7 +107,7 @@ def test_timeout_says_the_update_goes_on_and_a_rerun_waits_for_it(portal, run):
     result = run("ce_batch_update", dict(FAST, wait_timeout=30))
     assert result["failed"] is True and "still running after 30 seconds" in result["msg"] and "run this task again" in result["msg"]
     again = run("ce_batch_update", dict(FAST, wait_timeout=120))
-    assert again["changed"] is False and again["coalesced_with"] == [result["update"]["id"]] and len(starts(portal)) == 1
+    assert again["changed"] is False and again["coalesced_with"] == [result["batch_update"]["id"]] and len(starts(portal)) == 1
 
 
 def test_throttled_polls_are_retried(portal, run):
