@@ -1,0 +1,56 @@
+# -*- coding: utf-8 -*-
+"""exo_mailbox_permission on 200 mailboxes at 300 ms of Exchange latency: how many cmdlets it costs
+(asserted) and how long it takes (printed; a sequential loop needs 200 x 0.3 s = 60 s per pass)."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+
+import pytest
+
+DOMAIN = "contoso.onmicrosoft.com"
+REAL = ["ce-%s@%s" % (name, DOMAIN) for name in ("support", "sales", "billing", "returns", "info", "escalations")]
+# The lab seeds six mailboxes per directory and offers no way to add more, so the other 194 are
+# addresses Exchange does not know: each still costs exactly one Get-MailboxPermission round trip,
+# which is what the sequential loop pays per mailbox, and fails on its own without stopping the rest.
+MISSING = ["ce-load-%03d@%s" % (n, DOMAIN) for n in range(194)]
+LATENCY_MS = 300
+
+
+def cmdlets(lab):
+    bucket = lab.counters()["services"].get("exchange", {})
+    counted = {}
+    for kind in ("reads", "writes"):
+        for endpoint, number in bucket.get(kind, {}).items():
+            if endpoint.startswith("POST InvokeCommand "):
+                counted[endpoint[len("POST InvokeCommand "):]] = number
+    return counted
+
+
+@pytest.mark.parametrize("parallelism", [8, 16])
+def test_200_mailboxes_cost_one_read_each_and_a_fraction_of_the_sequential_time(fresh_lab, run_module, directory_auth, parallelism):
+    app = run_module("azuread_app", directory_auth(fresh_lab, display_name="CE Email", unique_name="ce-email"))
+    args = directory_auth(fresh_lab, exchange_endpoint=fresh_lab.vars["lab_exchange_endpoint"])
+    assert run_module("exo_service_principal", dict(args, app_id=app["app_id"], object_id=app["service_principal_id"]))["changed"] is True
+    fresh_lab.set_faults("exchange", latency_ms=LATENCY_MS)
+    fresh_lab.reset_counters()
+    access = dict(args, user=app["service_principal_id"], mailboxes=REAL + MISSING, parallelism=parallelism, fail_on_mailbox_error=False)
+
+    timings = {}
+    for name, check_mode in (("converge", False), ("re-check", False), ("check mode", True)):
+        started = time.monotonic()
+        result = run_module("exo_mailbox_permission", access, check_mode=check_mode)
+        timings[name] = time.monotonic() - started
+        counted = cmdlets(fresh_lab)
+        fresh_lab.reset_counters()
+        assert counted["Get-ServicePrincipal"] == 1 and counted["Get-MailboxPermission"] == 200, counted
+        assert len(result["summary"]["failed"]) == 194 and "does not exist" in result["mailboxes"][-1]["message"]
+        if name == "converge":
+            assert counted.get("Add-MailboxPermission") == 6 and result["summary"]["added"] == REAL
+        else:
+            assert "Add-MailboxPermission" not in counted and result["summary"]["unchanged"] == REAL
+
+    sequential = 200 * LATENCY_MS / 1000.0
+    print("\n200 mailboxes, %d ms Exchange latency, parallelism %d: %s (a sequential loop: >= %.0f s per pass)"
+          % (LATENCY_MS, parallelism, ", ".join("%s %.1f s" % item for item in timings.items()), sequential))
