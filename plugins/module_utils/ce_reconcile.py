@@ -215,11 +215,12 @@ class OAuthSettingsReconciler(Reconciler):
 
     def prepare(self):
         p = self.params
-        if p["state"] == "absent":
-            return
         problem = ce_portal.tenant_name_problem(p["ce_tenant"])
         if problem:
             self.fail(problem)
+        if p["state"] == "absent":
+            self.portal_info()
+            return
         if p["tenant_id"]:
             problem = validate_tenant(p["tenant_id"])
             if problem:
@@ -290,6 +291,7 @@ class ConnectionReconciler(Reconciler):
             self.fail(problem)
         self.gateway = self.settings = None
         if p["state"] == "absent":
+            self.portal_info()
             return
         uses_oauth = p["use_oauth_receive"] or p["use_oauth_send"]
         if uses_oauth and not p["oauth_settings"]:

@@ -132,7 +132,7 @@ mailboxes:
   elements: str
 ce_version:
   description: CE version the Portal reports.
-  returned: when O(state=present)
+  returned: always
   type: str
 actions:
   description: What was done, or would be done in check mode.

@@ -173,7 +173,7 @@ client_secret_updated:
   type: bool
 ce_version:
   description: CE version the Portal reports.
-  returned: when O(state=present)
+  returned: always
   type: str
 actions:
   description: What was done, or would be done in check mode.
