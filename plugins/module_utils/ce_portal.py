@@ -176,10 +176,6 @@ def is_name_conflict(error):
     return isinstance(error, ServiceError) and error.status == 409 and error.code == "name_conflict"
 
 
-def is_not_found(error):
-    return isinstance(error, ServiceError) and error.status == 404
-
-
 def portal_error_parser(response):
     """(code, message, request id, details) of the contract's {"error": {code, message, details}} body.
 

@@ -411,6 +411,9 @@ class BatchUpdateReconciler(Reconciler):
             self.actions.append("started batch update %s %s" % (started["id"], self.reason(changes)))
             self.finish_update(self.wait(started["id"], deadline))
             pending = force = False
+        if pending:
+            self.warn("%s: configuration is still pending after %d batch updates started elsewhere; run the task again"
+                      % (self.label, len(self.result["coalesced_with"])))
         self.result["pending"] = pending
         return self.finish(before, {"pending": pending, "pending_changes": [] if not pending else before["pending_changes"],
                                     "running_update": None})

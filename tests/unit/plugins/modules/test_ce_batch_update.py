@@ -114,3 +114,15 @@ def test_throttled_polls_are_retried(portal, run):
     pending_change(portal)
     portal.faults.append(("GET", "^/server-updates/upd-", 503, "unavailable", {"Retry-After": "2"}))
     assert run("ce_batch_update", FAST)["changed"] is True
+
+
+def test_someone_else_starting_updates_again_and_again_ends_with_a_warning_not_a_loop(portal, run):
+    pending_change(portal)
+
+    def someone_starts_one_and_changes_more():
+        portal.start_update()
+        pending_change(portal, "globex")
+    portal.hooks.extend([("POST", "^/server-updates$", someone_starts_one_and_changes_more)] * 3)
+    result = run("ce_batch_update", FAST)
+    assert result["changed"] is False and len(result["coalesced_with"]) == 3 and result["pending"] is True
+    assert any("still pending after 3 batch updates started elsewhere" in w["event"]["msg"] for w in result["warnings"])
