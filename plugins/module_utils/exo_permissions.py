@@ -391,10 +391,10 @@ class MailboxPermissionReconciler:
         if failed and self.params["fail_on_mailbox_error"]:
             reasons = "; ".join(r["message"] + (" (request id %s)" % r["request_id"] if r["request_id"] else "") for r in failed[:5])
             more = " (and %d more, see mailboxes)" % (len(failed) - 5) if len(failed) > 5 else ""
+            hint = ("fix those mailboxes (or remove them from the list) and run again; "
+                    "fail_on_mailbox_error=false reports them without failing the task")
             raise StepError("%s: %d of %d mailboxes failed (the others were processed)" % (self.label, len(failed), len(records)),
-                            Refusal("Exchange Online", reasons + more, hint="fix those mailboxes (or remove them from the list) and run again; "
-                                                               "fail_on_mailbox_error=false reports them without failing the task"),
-                            result)
+                            Refusal("Exchange Online", reasons + more, hint=hint), result)
         for record in failed:
             self.warnings.append("%s: %s" % (record["mailbox"], record["message"]))
         return result
