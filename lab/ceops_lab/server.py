@@ -95,6 +95,10 @@ class Service:
     faultable = True
     # Path segments whose following segment is an id even when it is not a GUID (counter templates).
     id_segments = ()
+    # False for a service that speaks another protocol on its own loopback port (IMAP, SMTP): the Lab
+    # then calls start() in bind() (which sets self.url) and stop() when it stops, instead of
+    # binding an HTTPS server for it; lab.json lists it under "listeners", not "services".
+    http = True
 
     def __init__(self, lab):
         self.lab = lab
@@ -137,6 +141,12 @@ class Service:
 
     def env_vars(self):
         return {}
+
+    def start(self):
+        """Start listening (services with http = False); raise to abort the lab's start."""
+
+    def stop(self):
+        """Stop listening and end child processes (services with http = False)."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -309,6 +319,9 @@ class Lab:
         tls.minimum_version = ssl.TLSVersion.TLSv1_2
         tls.load_cert_chain(self.server_cert, self.server_key)
         for service in self.services.values():
+            if not service.http:
+                service.start()
+                continue
             server = _Server(self, service, tls)
             host, port = server.server_address[:2]
             service.url = "https://%s:%d" % (host, port)
@@ -321,9 +334,16 @@ class Lab:
             thread.start()
             threads.append(thread)
         self._stop.wait()
+        # Services with their own listeners (a Dovecot takes ~1 s to exit) stop alongside the HTTP servers.
+        stoppers = [threading.Thread(target=service.stop, name="stop-" + service.name)
+                    for service in self.services.values() if not service.http]
+        for thread in stoppers:
+            thread.start()
         for server in self._servers:
             server.shutdown()
             server.server_close()
+        for thread in stoppers:
+            thread.join()
 
     def stop(self):
         self._stop.set()
@@ -337,7 +357,8 @@ class Lab:
             "log_file": os.path.join(self.state_dir, "lab.log"),
             "started_at": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "vars_file": os.path.join(self.state_dir, "lab-vars.yml"),
-            "services": {name: {"url": service.url} for name, service in self.services.items()},
+            "services": {name: {"url": service.url} for name, service in self.services.items() if service.http},
+            "listeners": {name: {"url": service.url} for name, service in self.services.items() if not service.http},
         }
 
     def ansible_vars(self):
