@@ -272,3 +272,35 @@ class LabAdmin:
     def exchange_settings(self, directory, **settings):
         """validate_service_principals=False makes New-ServicePrincipal accept any AppId/ObjectId pair."""
         return self._call("POST", "/services/exchange/directories/%s/settings" % urllib.parse.quote(directory), settings)
+
+    # ----- IMAP / SMTP emulators (imap.py, smtp.py, imap_smtp_state.py) ------------------------------------
+    def mail_endpoint(self, service):
+        """(host, port) of the lab's "imap" (implicit TLS) or "smtp" (STARTTLS) listener."""
+        address = self.vars["lab_%s" % service]
+        return address["host"], address["port"]
+
+    def mailbox_password(self, address):
+        """The lab-only basic-auth password of a mailbox (SMTP AUTH LOGIN)."""
+        return self.vars["lab_mailbox_passwords"][address.lower()]
+
+    def mail_logins(self, service=None, mailbox=None, outcome=None):
+        """The login log, oldest first: [{time, service, mechanism, mailbox, outcome ("ok"/"refused"), reason,
+        detail, tenant_id, app_id, service_principal_id, client}] of "imap", "smtp" or both."""
+        entries = []
+        for name in (service,) if service else ("imap", "smtp"):
+            entries += self._call("GET", "/services/%s/logins" % name)["value"]
+        return sorted((e for e in entries if (mailbox is None or (e["mailbox"] or "").lower() == mailbox.lower())
+                       and (outcome is None or e["outcome"] == outcome)), key=lambda e: e["time"])
+
+    def mail_login_stats(self, service):
+        """Login counts of "imap" or "smtp": ok, refused, reasons, mechanisms, directories, mailboxes."""
+        return self._call("GET", "/services/%s/stats" % service)
+
+    def smtp_messages(self):
+        """Messages the SMTP emulator accepted: [{mailbox, mail_from, rcpt_to, subject, from, to, message_id, ...}]."""
+        return self._call("GET", "/services/smtp/messages")["value"]
+
+    def smtp_settings(self, directory, **settings):
+        """A directory's SMTP settings; smtp_basic_auth_enabled=False makes AUTH LOGIN answer 535 5.7.139."""
+        path = "/services/smtp/directories/%s/settings" % urllib.parse.quote(directory)
+        return self._call("POST", path, settings) if settings else self._call("GET", path)

@@ -8,6 +8,10 @@ from .ce_portal import CePortalService
 from .entra import EntraService
 from .exchange import ExchangeService
 from .graph import GraphService
+from .imap import ImapService
+from .smtp import SmtpService
 from .winrm import WinrmService
 
 SERVICE_CLASSES = [EntraService, GraphService, AdminService, CePortalService, ExchangeService, WinrmService]
+# Not HTTP (Service.http = False): they run on their own loopback ports, IMAP as a private Dovecot.
+SERVICE_CLASSES += [ImapService, SmtpService]
