@@ -11,6 +11,9 @@
 # `sudo -n` if that works without a password. `apt-get update` runs only when a
 # package has no install candidate or the first install attempt fails
 # (stale package lists).
+# Installing a package never starts its daemon here (a temporary policy-rc.d denies it), and a
+# system Dovecot that dovecot-imapd brings is stopped and disabled: the lab runs its own private
+# Dovecot on 127.0.0.1 only, and nothing of this machine may listen on other interfaces.
 set -euo pipefail
 
 log() { printf 'ensure-system-packages: %s\n' "$*" >&2; }
@@ -63,6 +66,38 @@ apt_install() {
         apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
 }
 
+# invoke-rc.d asks /usr/sbin/policy-rc.d; exit 101 = "action forbidden", so no daemon starts.
+policy=/usr/sbin/policy-rc.d
+policy_backup=""
+deny_service_starts() {
+    if "${as_root[@]}" test -e "$policy"; then
+        policy_backup=$("${as_root[@]}" mktemp /usr/sbin/policy-rc.d.ensure.XXXXXX)
+        "${as_root[@]}" cp -p "$policy" "$policy_backup"
+    fi
+    printf '#!/bin/sh\n# temporary, from scripts/ensure-system-packages.sh\nexit 101\n' \
+        | "${as_root[@]}" tee "$policy" >/dev/null
+    "${as_root[@]}" chmod 755 "$policy"
+}
+restore_service_starts() {
+    if [ -n "$policy_backup" ]; then
+        "${as_root[@]}" mv -f "$policy_backup" "$policy"
+    else
+        "${as_root[@]}" rm -f "$policy"
+    fi
+}
+stop_system_dovecot() {
+    is_installed dovecot-core || return 0
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        "${as_root[@]}" systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+    else
+        "${as_root[@]}" update-rc.d dovecot disable >/dev/null 2>&1 || true
+    fi
+    if [ -s /run/dovecot/master.pid ]; then
+        log "stopping the system Dovecot (the lab runs its own on 127.0.0.1)"
+        "${as_root[@]}" kill "$(cat /run/dovecot/master.pid)" 2>/dev/null || true
+    fi
+}
+
 updated=false
 for pkg in "${missing[@]}"; do
     if ! has_candidate "$pkg"; then
@@ -73,6 +108,8 @@ for pkg in "${missing[@]}"; do
 done
 
 log "installing: ${missing[*]}"
+deny_service_starts
+trap restore_service_starts EXIT
 if ! apt_install; then
     if [ "$updated" = true ]; then
         exit 1
@@ -80,6 +117,9 @@ if ! apt_install; then
     apt_update
     apt_install
 fi
+restore_service_starts
+trap - EXIT
+stop_system_dovecot
 
 for pkg in "${missing[@]}"; do
     if ! is_installed "$pkg"; then
