@@ -269,6 +269,11 @@ class LabAdmin:
         body = {"app_id": app_id, "object_id": object_id, "display_name": display_name}
         return self._call("POST", "/services/exchange/directories/%s/service-principals" % urllib.parse.quote(directory), body)
 
+    def exchange_add_mailboxes(self, directory, addresses):
+        """Create user mailboxes in a directory (for scale tests); existing addresses are left alone."""
+        body = {"addresses": list(addresses)}
+        return self._call("POST", "/services/exchange/directories/%s/mailboxes" % urllib.parse.quote(directory), body)
+
     def exchange_settings(self, directory, **settings):
         """validate_service_principals=False makes New-ServicePrincipal accept any AppId/ObjectId pair."""
         return self._call("POST", "/services/exchange/directories/%s/settings" % urllib.parse.quote(directory), settings)

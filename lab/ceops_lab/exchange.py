@@ -306,6 +306,7 @@ class ExchangeService(Service):
         POST /directories/<d>/service-principals      register an Exchange service principal without the Entra check
              {"app_id": "...", "object_id": "...", "display_name": "..."}
         POST /directories/<d>/settings                {"validate_service_principals": true|false}
+        POST /directories/<d>/mailboxes               {"addresses": [...]} create user mailboxes (scale tests)
         """
         path = path.rstrip("/") or "/"
         world = self.lab.world
@@ -335,6 +336,16 @@ class ExchangeService(Service):
                 if action == "service-principals":
                     return 200, exo.register_service_principal(self.lab, directory, body["app_id"], body["object_id"],
                                                                body.get("display_name"))
+                if action == "mailboxes":
+                    known = set(m["PrimarySmtpAddress"].lower() for m in org.mailboxes)
+                    added = []
+                    for address in body["addresses"]:
+                        if address.lower() not in known:
+                            org.mailboxes.append(org._new_mailbox(address, len(org.mailboxes)))  # pylint: disable=protected-access
+                            directory.mailboxes.append(address)
+                            known.add(address.lower())
+                            added.append(address)
+                    return 200, {"added": added, "mailboxes": len(org.mailboxes)}
                 if action == "settings":
                     unknown = set(body) - {"validate_service_principals"}
                     if unknown:
@@ -346,7 +357,7 @@ class ExchangeService(Service):
                 return 400, {"error": "missing field %s" % exc}
             except exo.CmdletError as exc:
                 return exc.status, {"error": exc.message}
-        return 404, {"error": "no exchange admin action %r (mailbox-permissions, service-principals, settings)" % action}
+        return 404, {"error": "no exchange admin action %r (mailbox-permissions, service-principals, settings, mailboxes)" % action}
 
 
 def _fingerprint(cmdlet_name, parameters):
