@@ -20,6 +20,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The lab's IMAP endpoint is a private Dovecot; shellcheck is not needed for the demo.
+scripts/ensure-system-packages.sh dovecot-imapd
+
 if python -m ceops_lab status --state-dir "$CEOPS_LAB_DIR" >/dev/null 2>&1; then
   echo "A lab is already running in $CEOPS_LAB_DIR; stopping it to start the demo on a fresh one."
   python -m ceops_lab stop --state-dir "$CEOPS_LAB_DIR"
