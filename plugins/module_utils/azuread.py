@@ -13,7 +13,7 @@ import datetime
 import json
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import EXCHANGE_APP_ID
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import StepError
 
 EXCHANGE_ROLE_NAMES = ("IMAP.AccessAsApp", "POP.AccessAsApp", "SMTP.SendAsApp")

@@ -13,7 +13,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_portal import CePortal
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 
 
 def ce_argument_spec():

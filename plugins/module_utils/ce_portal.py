@@ -22,7 +22,7 @@ import time
 
 from urllib.parse import quote, urlsplit
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import ServiceError, Transport
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport
 
 SERVICE = "CE Portal"
 API_PREFIX = "/api/v1"

@@ -16,7 +16,7 @@ __metaclass__ = type
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import ce_portal
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_module import StepError, TaskError
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import CLOUDS, is_guid, validate_tenant
 
 # What the runbook configures for Exchange Online.

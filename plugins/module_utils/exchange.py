@@ -26,7 +26,7 @@ import threading
 import time
 from collections import Counter
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import ServiceError, Transport
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import is_guid
 
 SERVICE = "Exchange Online"

@@ -10,7 +10,7 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import ServiceError, Transport
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport
 
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"

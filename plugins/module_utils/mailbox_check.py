@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import mail_login
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import MicrosoftAuth, cloud_endpoints, is_guid
 
 IMAP_ROLE = "IMAP.AccessAsApp"

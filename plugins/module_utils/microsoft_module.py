@@ -12,7 +12,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import CLOUDS, MicrosoftAuth, default_cache_dir
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import GraphClient
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import client_from_params

@@ -27,7 +27,7 @@ try:
 except ImportError:  # pragma: no cover - Windows controllers are not supported by Ansible
     fcntl = None
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import ServiceError, Transport
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport
 
 CLOUDS = {
     "public": {

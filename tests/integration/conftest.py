@@ -8,23 +8,32 @@ import importlib
 import json
 
 import pytest
+from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.testing import patch_module_args
 
 
+def forget_warnings():
+    """ansible-core keeps warnings process-global: without this they leak from one in-process run into the next."""
+    module_warnings._global_warnings.clear()  # pylint: disable=protected-access
+    module_warnings._global_deprecations.clear()  # pylint: disable=protected-access
+
+
 class ModuleRunner:
-    def __init__(self, capsys, token_cache_dir):
+    def __init__(self, capsys):
         self.capsys = capsys
-        self.token_cache_dir = token_cache_dir
 
     def __call__(self, name, args, check_mode=False, diff=True):
         module = importlib.import_module("ansible_collections.ceops.exchange_oauth.plugins.modules." + name)
-        full = dict(args)
-        full.setdefault("token_cache_dir", self.token_cache_dir)
+        full = dict((k, v) for k, v in args.items() if v is not None)  # None is "not given", as omit in a task
         full.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
         self.capsys.readouterr()
-        with patch_module_args(full):
-            with pytest.raises(SystemExit):
-                module.main()
+        forget_warnings()
+        try:
+            with patch_module_args(full):
+                with pytest.raises(SystemExit):
+                    module.main()
+        finally:
+            forget_warnings()
         out = self.capsys.readouterr().out
         result = json.loads(out)
         result["_raw"] = out
@@ -32,8 +41,10 @@ class ModuleRunner:
 
 
 @pytest.fixture
-def run_module(capsys, tmp_path):
-    return ModuleRunner(capsys, str(tmp_path / "tokens"))
+def run_module(capsys, tmp_path, monkeypatch):
+    # A private token cache per test, through the environment as a controller would set it.
+    monkeypatch.setenv("CEOPS_TOKEN_CACHE_DIR", str(tmp_path / "tokens"))
+    return ModuleRunner(capsys)
 
 
 def lab_directory_auth(lab, name="contoso", **overrides):

@@ -20,7 +20,7 @@ from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import ce_module, ce_portal
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import Transport
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import Transport
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 CONTRACT_PATH = os.path.join(REPO, "docs", "ce-portal-api.yaml")

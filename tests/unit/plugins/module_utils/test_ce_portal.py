@@ -7,7 +7,7 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import ce_portal
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 
 from test_ce_fake_portal import DEPLOYMENT_TOKEN, FakePortal, FakeResponse
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import exchange
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import Transport
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import Transport
 
 TENANT = "6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51"
 APP = "42417622-2b96-42f2-9804-f25bf4fa86e5"

@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import exo_permissions as logic
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import ExchangeClient, ExchangeError
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import StepError
 
 TENANT = "6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51"

@@ -6,7 +6,7 @@ __metaclass__ = type
 import pytest
 import requests
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils import http
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils import _http as http
 
 
 class FakeResponse:

@@ -13,7 +13,7 @@ from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import mailbox_check, msauth
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 from ansible_collections.ceops.exchange_oauth.plugins.modules import mailbox_oauth_check
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
