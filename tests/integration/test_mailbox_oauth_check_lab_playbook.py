@@ -1,0 +1,172 @@
+# -*- coding: utf-8 -*-
+"""playbooks/verify.yml and the role mailbox_oauth_verify as ops run them: ansible-playbook over the lab
+inventory, CE's app and secrets from the earlier parts (same run) or from extra vars (run alone), the mail
+endpoints from ms_endpoints (the lab's own IMAP/SMTP, or the in-process fakes where the lab has none)."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_mailbox_oauth_check_lab import lab_tls, mail  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+
+
+def inventory_tenants():
+    with open(os.path.join(REPO, "inventories", "lab", "hosts.yml")) as handle:
+        inventory = yaml.safe_load(handle)
+    tenants = {}
+    for group in inventory["all"]["children"]["ce_tenants"]["children"].values():
+        tenants.update(group["hosts"])
+    return tenants
+
+
+TENANTS = inventory_tenants()
+
+
+def recap(output):
+    hosts = {}
+    for line in output.split("PLAY RECAP")[-1].splitlines():
+        match = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
+        if match:
+            hosts[match.group(1)] = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2)))
+    return hosts
+
+
+@pytest.fixture
+def endpoints(fresh_lab, mail):
+    """(ms_endpoints of the lab with its mail endpoints, the mail endpoints' view: logins() and messages())."""
+    return dict(authority_host=fresh_lab.vars["lab_authority_host"], graph_endpoint=fresh_lab.vars["lab_graph_endpoint"],
+                exchange_endpoint=fresh_lab.vars["lab_exchange_endpoint"], ca_path=fresh_lab.vars["lab_ca_path"],
+                imap_host=mail.imap_host, imap_port=mail.imap_port, smtp_host=mail.smtp_host, smtp_port=mail.smtp_port), mail
+
+
+@pytest.fixture
+def playbook(fresh_lab, tmp_path):
+    def run(name, extra_vars, *args):
+        extra = tmp_path / "extra-vars.json"
+        extra.write_text(json.dumps(extra_vars))
+        env = dict(os.environ, CEOPS_LAB_DIR=fresh_lab.state_dir, CEOPS_TOKEN_CACHE_DIR=str(tmp_path / "tokens"),
+                   ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="default")
+        path = name if os.path.isabs(name) else "playbooks/" + name
+        return subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "inventories/lab", path, "-e", "@%s" % extra] + list(args),
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    return run
+
+
+@pytest.fixture
+def ce_apps(fresh_lab, run_module, directory_auth):
+    """CE's app in every lab directory, with Exchange access to the directory's CE tenants' mailboxes except ``skip``."""
+    def build(skip=()):
+        apps = {}
+        for name, d in fresh_lab.vars["lab_directories"].items():
+            app = run_module("azuread_app", directory_auth(fresh_lab, name, display_name="CE Email", unique_name="ce-email",
+                                                           app_secret={"name": "CE mailbox access"}))
+            assert app.get("failed") is not True, app.get("msg")
+            exo = directory_auth(fresh_lab, name, exchange_endpoint=fresh_lab.vars["lab_exchange_endpoint"])
+            if name == "northwind":  # its automation identity logs in with a certificate
+                exo.pop("client_secret")
+                exo["client_certificate_path"] = d["automation_certificate_path"]
+            assert run_module("exo_service_principal", dict(exo, app_id=app["app_id"], object_id=app["service_principal_id"])).get("failed") is not True
+            mailboxes = sorted(set(m for t in TENANTS.values() if t["ms_tenant_id"] == d["tenant_id"] for m in t["ce_mailboxes"]) - set(skip))
+            granted = run_module("exo_mailbox_permission", dict(exo, user=app["service_principal_id"], mailboxes=mailboxes))
+            assert granted.get("failed") is not True, granted.get("msg")
+            apps[d["tenant_id"]] = {"app_id": app["app_id"], "service_principal_id": app["service_principal_id"], "client_secret": app["client_secret"]}
+        return apps
+    return build
+
+
+def test_verify_alone_checks_every_tenant_with_ces_settings_and_shows_no_secret(fresh_lab, playbook, endpoints, ce_apps):
+    ms_endpoints, mail_view = endpoints
+    apps = ce_apps()
+    result = playbook("verify.yml", {"ms_endpoints": ms_endpoints, "ms_apps": apps}, "-vvv")
+    assert result.returncode == 0, result.stdout[-4000:]
+    hosts = recap(result.stdout)
+    assert set(hosts) == set(TENANTS) and all(h["failed"] == 0 and h["changed"] == 0 for h in hosts.values())
+    every_mailbox = sorted(m for t in TENANTS.values() for m in t["ce_mailboxes"])
+    assert sorted(user for protocol, user, ok in mail_view.logins() if ok) == every_mailbox
+    assert "CE tenant stark: 3 of 3 mailboxes ok with client %s" % apps["7a2b3c4d-2b3c-4d5e-9f0a-1b2c3d4e5f62"]["app_id"] in result.stdout
+    output = result.stdout + result.stderr
+    for app in apps.values():
+        assert app["client_secret"] not in output
+    for d in fresh_lab.vars["lab_directories"].values():
+        assert d["automation_client_secret"] not in output  # the automation identity is not used at all
+    # One token per directory's CE app, shared by its CE tenants through the cache.
+    ce_tokens = dict((key, n) for key, n in fresh_lab.counters()["tokens"].items()
+                     if key.split("|")[1] in [a["app_id"] for a in apps.values()])
+    assert sorted(ce_tokens.values()) == [1, 1, 1]
+
+
+def test_a_mailbox_without_full_access_fails_only_its_ce_tenant(fresh_lab, playbook, endpoints, ce_apps):
+    ms_endpoints, dummy = endpoints
+    apps = ce_apps(skip=["ce-billing@contoso.onmicrosoft.com"])
+    result = playbook("verify.yml", {"ms_endpoints": ms_endpoints, "ms_apps": apps})
+    hosts = recap(result.stdout)
+    assert result.returncode != 0
+    assert [h for h, r in hosts.items() if r["failed"]] == ["globex"]
+    message = next(line for line in result.stdout.splitlines() if "Task failed" in line and "CE tenant globex:" in line)
+    assert "ce-billing@contoso.onmicrosoft.com" in message and 'AUTHENTICATE failed."' in message
+    assert "Add-MailboxPermission -Identity ce-billing@contoso.onmicrosoft.com" in message
+    assert "ce-returns@contoso.onmicrosoft.com: IMAP ok" in result.stdout  # globex's other mailbox is reported too
+    assert "CE tenant globex: 1 of 2 mailboxes ok" in result.stdout and "CE tenant acme: 2 of 2 mailboxes ok" in result.stdout
+
+
+def test_check_mode_runs_the_same_logins_and_sends_nothing(fresh_lab, playbook, endpoints, ce_apps):
+    ms_endpoints, mail_view = endpoints
+    apps = ce_apps()
+    extra = {"ms_endpoints": ms_endpoints, "ms_apps": apps, "mailbox_oauth_verify_smtp_send_test_to": "ops@example.com",
+             "ceops_hosts": "acme"}
+    result = playbook("verify.yml", extra, "--check")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert [u for p, u, ok in mail_view.logins() if ok] and mail_view.messages() == []
+
+
+def test_without_ces_secret_the_tenant_fails_with_how_to_give_it(fresh_lab, playbook, endpoints, ce_apps):
+    ms_endpoints, mail_view = endpoints
+    apps = ce_apps()
+    without = dict((tid, {"app_id": a["app_id"]}) for tid, a in apps.items())
+    result = playbook("verify.yml", {"ms_endpoints": ms_endpoints, "ms_apps": without, "ceops_hosts": "acme"})
+    assert result.returncode != 0 and "client secret not known" in result.stdout and "Ansible Vault" in result.stdout
+    assert mail_view.logins() == []
+    checked = playbook("verify.yml", {"ms_endpoints": ms_endpoints, "ms_apps": without, "ceops_hosts": "acme"}, "--check")
+    assert checked.returncode == 0 and "not known yet" in checked.stdout
+
+
+def test_in_one_run_the_new_secret_is_handed_on_in_memory(fresh_lab, playbook, endpoints, tmp_path):
+    """Azure AD, Exchange Online and the proof in one run, from an empty lab: the secret never leaves memory."""
+    ms_endpoints, mail_view = endpoints
+    site = tmp_path / "azure-exchange-verify.yml"
+    site.write_text("---\n" + "".join("- name: %s\n  ansible.builtin.import_playbook: %s\n" % (name, os.path.join(REPO, "playbooks", name))
+                                      for name in ("azuread.yml", "exchange_online.yml", "verify.yml")))
+    result = playbook(str(site), {"ms_endpoints": ms_endpoints})
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert all(h["failed"] == 0 for h in recap(result.stdout).values())
+    assert len([1 for p, u, ok in mail_view.logins() if ok]) == sum(len(t["ce_mailboxes"]) for t in TENANTS.values())
+    assert "secretText" not in result.stdout and '"client_secret": "' not in result.stdout
+
+
+def test_the_ce_parts_result_decides_settings_and_mailboxes(fresh_lab, playbook, endpoints, ce_apps):
+    """After the CE part, the check uses what the Portal holds: its client id, token URL, scope and mailbox list."""
+    ms_endpoints, mail_view = endpoints
+    apps = ce_apps()
+    contoso = apps["6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51"]
+    token_url = "%s/contoso.onmicrosoft.com/oauth2/v2.0/token" % fresh_lab.vars["lab_authority_host"]
+    portal = {"oauth_settings": {"client_id": contoso["app_id"], "token_endpoint_url": token_url,
+                                 "scopes": ["https://outlook.office365.com/.default"]},
+              "email_connection": {"use_oauth_send": False}, "mailboxes": ["ce-info@contoso.onmicrosoft.com"]}
+    extra = {"ms_endpoints": ms_endpoints, "ms_apps": {"6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51": {"client_secret": contoso["client_secret"]}},
+             "ce_email_oauth_result": portal, "ceops_hosts": "acme"}
+    result = playbook("verify.yml", extra)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert mail_view.logins() == [("imap", "ce-info@contoso.onmicrosoft.com", True)]
+    assert "CE tenant acme: 1 of 1 mailboxes ok with client %s via %s" % (contoso["app_id"], token_url) in result.stdout
