@@ -147,12 +147,27 @@ def test_in_one_run_the_new_secret_is_handed_on_in_memory(fresh_lab, playbook, e
     ms_endpoints, mail_view = endpoints
     site = tmp_path / "azure-exchange-verify.yml"
     site.write_text("---\n" + "".join("- name: %s\n  ansible.builtin.import_playbook: %s\n" % (name, os.path.join(REPO, "playbooks", name))
-                                      for name in ("azuread.yml", "exchange_online.yml", "verify.yml")))
+                                      for name in ("azuread.yml", "exchange_online.yml", "verify.yml", "summary.yml")))
     result = playbook(str(site), {"ms_endpoints": ms_endpoints})
     assert result.returncode == 0, result.stdout[-4000:]
     assert all(h["failed"] == 0 for h in recap(result.stdout).values())
     assert len([1 for p, u, ok in mail_view.logins() if ok]) == sum(len(t["ce_mailboxes"]) for t in TENANTS.values())
     assert "secretText" not in result.stdout and '"client_secret": "' not in result.stdout
+    summary = result.stdout.split("Show what every CE tenant got")[-1]
+    for host, tenant in TENANTS.items():
+        assert re.search(r"%s\s+ok .*logins %d/%d ok" % (host, len(tenant["ce_mailboxes"]), len(tenant["ce_mailboxes"])), summary), host
+
+
+def test_a_failed_verification_is_in_the_summary_with_its_reason(fresh_lab, playbook, endpoints, ce_apps, tmp_path):
+    ms_endpoints, dummy = endpoints
+    apps = ce_apps(skip=["ce-billing@contoso.onmicrosoft.com"])
+    both = tmp_path / "verify-summary.yml"
+    both.write_text("---\n" + "".join("- name: %s\n  ansible.builtin.import_playbook: %s\n" % (name, os.path.join(REPO, "playbooks", name))
+                                       for name in ("verify.yml", "summary.yml")))
+    result = playbook(str(both), {"ms_endpoints": ms_endpoints, "ms_apps": apps})
+    summary = result.stdout.split("Show what every CE tenant got")[-1]
+    assert re.search(r"globex\s+FAILED .*logins 1/2 ok", summary) and "Verify: CE tenant globex: CE's logins failed for 1 of 2" in summary
+    assert re.search(r"acme\s+ok .*logins 2/2 ok", summary)
 
 
 def test_the_ce_parts_result_decides_settings_and_mailboxes(fresh_lab, playbook, endpoints, ce_apps):
