@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_mailbox_oauth_check_lab import lab_tls, mail  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+from test_mailbox_oauth_check_lab import cached_tokens, lab_tls, mail  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -86,21 +86,28 @@ def ce_apps(fresh_lab, run_module, directory_auth):
     return build
 
 
-def test_verify_alone_checks_every_tenant_with_ces_settings_and_shows_no_secret(fresh_lab, playbook, endpoints, ce_apps):
+def test_verify_alone_checks_every_tenant_with_ces_settings_and_shows_no_secret(fresh_lab, playbook, endpoints, ce_apps, tmp_path):
     ms_endpoints, mail_view = endpoints
     apps = ce_apps()
-    result = playbook("verify.yml", {"ms_endpoints": ms_endpoints, "ms_apps": apps}, "-vvv")
+    # The runbook's basic-auth test rides along, so its password is in play too.
+    password = mail_view.password("ce-support@contoso.onmicrosoft.com")
+    basic = [{"username": "ce-support@contoso.onmicrosoft.com", "password": password}]
+    result = playbook("verify.yml", {"ms_endpoints": ms_endpoints, "ms_apps": apps, "mailbox_oauth_verify_smtp_basic_auth": basic}, "-vvv")
     assert result.returncode == 0, result.stdout[-4000:]
     hosts = recap(result.stdout)
     assert set(hosts) == set(TENANTS) and all(h["failed"] == 0 and h["changed"] == 0 for h in hosts.values())
     every_mailbox = sorted(m for t in TENANTS.values() for m in t["ce_mailboxes"])
-    assert sorted(user for protocol, user, ok in mail_view.logins() if ok) == every_mailbox
+    assert sorted(user for protocol, user, ok in mail_view.logins() if ok and protocol == "imap") == every_mailbox
+    assert [ok for protocol, user, ok in mail_view.logins() if protocol == "smtp-basic"] == [True] * len(TENANTS)
     assert "CE tenant stark: 3 of 3 mailboxes ok with client %s" % apps["7a2b3c4d-2b3c-4d5e-9f0a-1b2c3d4e5f62"]["app_id"] in result.stdout
     output = result.stdout + result.stderr
     for app in apps.values():
         assert app["client_secret"] not in output
     for d in fresh_lab.vars["lab_directories"].values():
         assert d["automation_client_secret"] not in output  # the automation identity is not used at all
+    assert password not in output
+    tokens = cached_tokens(str(tmp_path / "tokens"))
+    assert len(tokens) >= 3 and not [t for t in tokens if t in output or t.split(".")[1] in output]  # CE's and the automation's
     # One token per directory's CE app, shared by its CE tenants through the cache.
     ce_tokens = dict((key, n) for key, n in fresh_lab.counters()["tokens"].items()
                      if key.split("|")[1] in [a["app_id"] for a in apps.values()])
