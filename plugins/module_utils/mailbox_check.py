@@ -180,8 +180,9 @@ def diagnose_oauth(protocol, login, claims, mailbox, settings):
             return ("the login works but the app may not send as %s" % mailbox,
                     "Add-RecipientPermission -Identity %s -Trustee %s -AccessRights SendAs" % (mailbox, claims.get("oid") or "<service principal id>"))
         return ("the login works but the test message was refused", "read the server's response; check smtp_send_test_to")
-    if login.get("xoauth2_offered") is False and protocol == "imap":
-        return ("the IMAP server does not offer XOAUTH2", "check imap_host: Exchange Online is %s" % MAIL_HOSTS["public"]["imap_host"])
+    if login.get("xoauth2_offered") is False or (login.get("mechanisms") and "XOAUTH2" not in login["mechanisms"]):
+        return ("the %s server does not offer XOAUTH2" % protocol.upper(),
+                "check %s_host: Exchange Online is %s" % (protocol, MAIL_HOSTS["public"]["%s_host" % protocol]))
     audience = (claims.get("aud") or "").rstrip("/")
     if audience and audience not in (settings["exchange_resource"], EXCHANGE_APP_ID):
         return ("the token is for %s, not Exchange Online (%s)" % (audience, settings["exchange_resource"]),
@@ -252,6 +253,10 @@ class MailboxOAuthCheck:
         self.claims = {}
 
     def validate(self):
+        if not unique_mailboxes(self.params.get("mailboxes")) and not self.params.get("smtp_basic_auth"):
+            raise SettingsError("no mailboxes to check: give mailboxes (or smtp_basic_auth)")
+        if self.params.get("parallelism") is not None and self.params["parallelism"] < 1:
+            raise SettingsError("parallelism must be at least 1")
         if not self.params.get("client_secret"):
             raise SettingsError("client_secret is required: the client secret stored in CE's OAuth settings "
                                 "(certificates and managed identities are not something CE can use)")

@@ -276,6 +276,8 @@ def test_a_scope_for_another_resource_is_diagnosed_from_the_audience(run, entra,
     ({"token_endpoint_url": "https://login.microsoftonline.com/%s/oauth2/token" % TENANT}, "not a v2.0 token endpoint"),
     ({"token_endpoint_url": "http://login.microsoftonline.com/%s/oauth2/v2.0/token" % TENANT}, "not an https URL"),
     ({"client_id": "CE Email"}, "not a GUID"),
+    ({"mailboxes": []}, "no mailboxes to check"),
+    ({"parallelism": 0}, "parallelism must be at least 1"),
 ])
 def test_impossible_settings_fail_before_any_request(run, entra, servers, tls, options, message):
     result = run(args(servers, tls, **options))
@@ -340,3 +342,10 @@ def test_msg_says_what_worked_or_what_failed(run, entra, servers, tls, rules):
     rules.full_access[SALES.lower()].discard(SP)
     reported = run(args(servers, tls, fail_on_error=False))
     assert reported.get("failed") is not True and reported["msg"].startswith("CE's logins failed for 1 of 2") and SALES in reported["msg"]
+
+
+def test_a_server_without_xoauth2_is_named():
+    settings, dummy = mailbox_check.resolve_settings(dict(cloud="public", tenant_id=TENANT, client_id=APP))
+    login = {"ok": False, "stage": "authenticate", "response": "504 5.5.4 Unrecognized authentication type", "mechanisms": ["LOGIN"]}
+    cause, fix = mailbox_check.diagnose_oauth("smtp", login, {"roles": ["SMTP.SendAsApp"]}, SUPPORT, settings)
+    assert cause == "the SMTP server does not offer XOAUTH2" and "smtp.office365.com" in fix
