@@ -36,8 +36,10 @@ def recap(output):
 
 
 def playbook(lab, tmp_path, *extra, **kwargs):
-    name = kwargs.get("name", "azuread.yml")
-    return ansible(lab, tmp_path, "ansible-playbook", "-i", "inventories/lab", "playbooks/" + name, *extra)
+    """Run playbooks/<names> as one playbook, as site.yml imports them (separate CLI playbooks stop at a failure)."""
+    wrapper = tmp_path / "run.yml"
+    wrapper.write_text("".join("- ansible.builtin.import_playbook: %s/playbooks/%s\n" % (REPO, n) for n in kwargs.get("names", ["azuread.yml"])))
+    return ansible(lab, tmp_path, "ansible-playbook", "-i", "inventories/lab", str(wrapper), *extra)
 
 
 def test_ansible_doc_renders_the_module_docs(lab, tmp_path):
@@ -57,7 +59,7 @@ def test_check_mode_on_an_empty_lab_plans_everything_and_writes_nothing(fresh_la
 
 
 def test_work_runs_once_per_directory_and_every_tenant_gets_the_ids(fresh_lab, tmp_path):
-    result = playbook(fresh_lab, tmp_path, name="site.yml")
+    result = playbook(fresh_lab, tmp_path, names=["azuread.yml", "summary.yml"])
     assert result.returncode == 0, result.stdout[-3000:]
     counters = fresh_lab.counters()
     # Three directories, one app each, whatever the number of CE tenants reading from them.
@@ -65,11 +67,11 @@ def test_work_runs_once_per_directory_and_every_tenant_gets_the_ids(fresh_lab, t
     assert sum(n for endpoint, n in creates.items() if "uniqueName" in endpoint and endpoint.startswith("PATCH")) == 3
     assert sum(n for endpoint, n in creates.items() if endpoint.endswith("/addPassword")) == 3
     assert len(counters["tokens"]) == 3 and sum(counters["tokens"].values()) == 3
-    summary = result.stdout.split("Show the state of every CE tenant")[-1]
+    summary = result.stdout.split("Show what every CE tenant got")[-1]
     for tenant in CE_TENANTS:
-        assert re.search(r"%s\s+ok\s+directory \S+\s+app [0-9a-f-]{36}\s+service principal [0-9a-f-]{36}" % tenant, summary), tenant
+        assert re.search(r"%s\s+ok\s+directory [0-9a-f-]{36}\s+app [0-9a-f-]{36}" % tenant, summary), tenant
 
-    again = playbook(fresh_lab, tmp_path, name="site.yml")
+    again = playbook(fresh_lab, tmp_path, names=["azuread.yml", "summary.yml"])
     assert all(host["changed"] == 0 and host["failed"] == 0 for host in recap(again.stdout).values()), again.stdout[-2000:]
 
 
@@ -81,10 +83,17 @@ def test_a_directory_with_a_wrong_secret_fails_only_its_ce_tenants(fresh_lab, tm
     }
     extra = tmp_path / "credentials.json"
     extra.write_text(json.dumps({"ms_credentials": credentials}))
-    result = playbook(fresh_lab, tmp_path, "-e", "@%s" % extra)
+    result = playbook(fresh_lab, tmp_path, "-e", "@%s" % extra, names=["azuread.yml", "summary.yml"])
     hosts = recap(result.stdout)
     assert result.returncode != 0
     assert {h for h, r in hosts.items() if r["failed"]} == {"initech", "stark"}
+    # The summary names each failed CE tenant with the part that failed and the directory's own error.
+    summary = result.stdout.split("Show what every CE tenant got")[-1]
+    for tenant in ("initech", "stark"):
+        assert re.search(r"%s\s+FAILED" % tenant, summary), summary
+    for tenant in ("acme", "globex", "umbrella", "hooli"):
+        assert re.search(r"%s\s+ok\s" % tenant, summary), summary
+    assert re.search(r"Azure AD: .*AADSTS7000215", summary), summary
     assert "AADSTS7000215" in result.stdout and FABRIKAM in result.stdout
     assert "not-the-secret" not in result.stdout + result.stderr
     # The other directories were done all the same.
