@@ -77,9 +77,14 @@ def requested_role_ids(required_resource_access):
 
 
 def secrets_named(application, name):
-    """Password credentials carrying ``name``, newest expiry first."""
+    """Password credentials carrying ``name``, newest first: latest expiry, then latest start.
+
+    The start breaks ties: two secrets made with the same lifetime in the same second (a rotation
+    right after a create) must still sort the newer one first, or retire_previous would keep the old one.
+    """
+    never = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
     creds = [c for c in application.get("passwordCredentials") or [] if c.get("displayName") == name]
-    return sorted(creds, key=lambda c: parse_time(c.get("endDateTime")) or datetime.datetime.min.replace(tzinfo=datetime.timezone.utc),
+    return sorted(creds, key=lambda c: (parse_time(c.get("endDateTime")) or never, parse_time(c.get("startDateTime")) or never),
                   reverse=True)
 
 

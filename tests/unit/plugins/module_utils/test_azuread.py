@@ -72,3 +72,11 @@ def test_token_tenant_reads_tid_without_validation():
     payload = base64.urlsafe_b64encode(json.dumps({"tid": "t-1"}).encode()).decode().rstrip("=")
     assert azuread.token_tenant("h.%s.s" % payload) == "t-1"
     assert azuread.token_tenant("garbage") is None
+
+
+def test_equal_expiries_sort_the_later_start_first():
+    old = dict(cred("old", 100), startDateTime="2026-11-28T10:00:00Z")
+    new = dict(cred("new", 100), startDateTime="2026-11-28T10:00:01.5Z")
+    ordered = azuread.secrets_named({"passwordCredentials": [old, new]}, "CE")
+    assert [c["keyId"] for c in ordered] == ["new", "old"]
+    assert azuread.plan_secrets(ordered, secret_options(retire_previous=True), NOW) == (False, ["old"])
