@@ -7,7 +7,7 @@ __metaclass__ = type
 import pytest
 
 from test_ce_support import (CLIENT_ID, TENANT_ID, HandEdits, ce_args, connection_named, deployment, gateway_named,  # noqa: F401
-                             run_module, settings_named, writes)  # pylint: disable=unused-import
+                             settings_named, writes)  # pylint: disable=unused-import
 
 SECRET = "lab-secret~connection-0123456789"
 

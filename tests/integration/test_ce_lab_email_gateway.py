@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_portal import CePortal
 
-from test_ce_support import (HandEdits, ce_args, contract_error, deployment, gateway_named, run_module,  # noqa: F401 pylint: disable=unused-import
+from test_ce_support import (HandEdits, ce_args, contract_error, deployment, gateway_named,  # noqa: F401 pylint: disable=unused-import
                              writes)
 
 EXO = {"name": "Exchange Online"}

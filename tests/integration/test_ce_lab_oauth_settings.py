@@ -6,7 +6,7 @@ __metaclass__ = type
 
 import hashlib
 
-from test_ce_support import (CLIENT_ID, TENANT_ID, HandEdits, ce_args, deployment, run_module,  # noqa: F401 pylint: disable=unused-import
+from test_ce_support import (CLIENT_ID, TENANT_ID, HandEdits, ce_args, deployment,  # noqa: F401 pylint: disable=unused-import
                              settings_named, writes)
 
 SECRET = "lab-secret~first-value-0123456789"

@@ -1,55 +1,17 @@
 # -*- coding: utf-8 -*-
 """Helpers for the ce_* lab tests (no tests here): a module runner, Portal options, edits by hand.
 
-The shared run_module fixture adds the Microsoft modules' token_cache_dir, which the ce_* modules do
-not have; the ce_* test modules import this file's run_module instead, which shadows it.
+The module runner is the shared `run_module` fixture of tests/integration/conftest.py.
 """
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import importlib
-import json
 
 import pytest
-from ansible.module_utils.common import warnings as module_warnings
-from ansible.module_utils.testing import patch_module_args
 
 TENANT_ID = "6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51"   # contoso
 CLIENT_ID = "0b2f6c1a-5d4e-4f3a-9b8c-7d6e5f4a3b2c"
-
-
-def forget_warnings():
-    """Warnings are process-global in ansible-core: without this they leak from one in-process module run into the next."""
-    module_warnings._global_warnings.clear()  # pylint: disable=protected-access
-    module_warnings._global_deprecations.clear()  # pylint: disable=protected-access
-
-
-class CeModuleRunner:
-    def __init__(self, capsys):
-        self.capsys = capsys
-
-    def __call__(self, name, args, check_mode=False, diff=True):
-        module = importlib.import_module("ansible_collections.ceops.exchange_oauth.plugins.modules." + name)
-        full = dict((k, v) for k, v in args.items() if v is not None)  # None is "not given", as omit in a task
-        full.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
-        self.capsys.readouterr()
-        forget_warnings()
-        try:
-            with patch_module_args(full):
-                with pytest.raises(SystemExit):
-                    module.main()
-        finally:
-            forget_warnings()
-        out = self.capsys.readouterr().out
-        result = json.loads(out)
-        result["_raw"] = out
-        return result
-
-
-@pytest.fixture
-def run_module(capsys):
-    return CeModuleRunner(capsys)
 
 
 def deployment(lab, name="emea"):
