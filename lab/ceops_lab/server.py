@@ -142,6 +142,10 @@ class Service:
     def env_vars(self):
         return {}
 
+    def directory_vars(self, entry):
+        """Variables this service adds to lab_directories.<name> (entry: the directory's seed entry)."""
+        return {}
+
     def start(self):
         """Start listening (services with http = False); raise to abort the lab's start."""
 
@@ -378,6 +382,8 @@ class Lab:
                 "automation_service_principal_id": automation["service_principal_id"],
                 "mailboxes": list(entry.get("mailboxes") or []),
             }
+            for service in self.services.values():
+                directories[entry["name"]].update(service.directory_vars(entry))
         result["lab_directories"] = directories
         return result
 

@@ -9,9 +9,12 @@ from .entra import EntraService
 from .exchange import ExchangeService
 from .graph import GraphService
 from .imap import ImapService
+from .managed_identity import ManagedIdentityService
 from .smtp import SmtpService
 from .winrm import WinrmService
 
 SERVICE_CLASSES = [EntraService, GraphService, AdminService, CePortalService, ExchangeService, WinrmService]
 # Not HTTP (Service.http = False): they run on their own loopback ports, IMAP as a private Dovecot.
 SERVICE_CLASSES += [ImapService, SmtpService]
+# The App Service-style managed identity endpoint of each directory (IDENTITY_ENDPOINT / IDENTITY_HEADER).
+SERVICE_CLASSES += [ManagedIdentityService]

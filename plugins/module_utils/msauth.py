@@ -73,6 +73,34 @@ AADSTS_HINTS = {
 }
 
 
+# Where msal asks for a managed identity token, read from the variables msal itself reads (same
+# order as msal.managed_identity), and what to check when that source refuses.
+MANAGED_IDENTITY_HINTS = {
+    "App Service": "check IDENTITY_ENDPOINT and IDENTITY_HEADER: App Service, Functions and Automation set both for the "
+                   "process, and they must reach the Python that runs the modules unchanged (IDENTITY_HEADER changes "
+                   "when the app restarts); and that the app has a managed identity",
+    "Service Fabric": "check IDENTITY_ENDPOINT, IDENTITY_HEADER and IDENTITY_SERVER_THUMBPRINT, which Service Fabric sets for "
+                      "the application, and that the cluster assigns it a managed identity",
+    "Azure Machine Learning": "check MSI_ENDPOINT and MSI_SECRET, which Azure Machine Learning sets for the compute",
+    "Azure Arc": "check IDENTITY_ENDPOINT and IMDS_ENDPOINT and that the Azure Arc agent (himds) runs on this host",
+    "IMDS": "none of IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service) or MSI_ENDPOINT + MSI_SECRET is set, so the "
+            "instance metadata service was asked: check that this host is an Azure VM with a managed identity assigned, "
+            "or pass those variables to the Python that runs the modules",
+}
+
+
+def managed_identity_source(environ=None):
+    """(source, endpoint) that msal uses for managed_identity=true in this environment."""
+    env = os.environ if environ is None else environ
+    if "IDENTITY_ENDPOINT" in env and "IDENTITY_HEADER" in env:
+        return ("Service Fabric" if "IDENTITY_SERVER_THUMBPRINT" in env else "App Service"), env["IDENTITY_ENDPOINT"]
+    if "MSI_ENDPOINT" in env and "MSI_SECRET" in env:
+        return "Azure Machine Learning", env["MSI_ENDPOINT"]
+    if "IDENTITY_ENDPOINT" in env and "IMDS_ENDPOINT" in env:
+        return "Azure Arc", env["IDENTITY_ENDPOINT"]
+    return "IMDS", env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://169.254.169.254").strip("/") + "/metadata/identity/oauth2/token"
+
+
 def is_guid(value):
     return bool(value) and bool(GUID_RE.match(value))
 
@@ -249,7 +277,10 @@ class MicrosoftAuth:
         # A token fetched with another credential must not be served (a wrong secret has to fail
         # as it would without a cache), yet the cache must not hold the credential: a digest does both.
         if self.managed_identity:
-            material = "managed:%s" % (self.client_id or "system")
+            # The endpoint names the identity and its header is the credential (as a secret is).
+            source, endpoint = managed_identity_source()
+            secret = os.environ.get("IDENTITY_HEADER") or os.environ.get("MSI_SECRET") or ""
+            material = "managed:%s:%s:%s:%s" % (self.client_id or "system", source, endpoint, secret)
         elif self.client_certificate_path:
             try:
                 with open(self.client_certificate_path, "rb") as handle:
@@ -291,19 +322,15 @@ class MicrosoftAuth:
         self.token_requests += 1
         http_client = MsalHttpClient(self.transport)
         scope = resource.rstrip("/") + "/.default"
+        if self.managed_identity:
+            return self._fetch_managed_identity(msal, http_client, resource)
         try:
-            if self.managed_identity:
-                identity = (msal.UserAssignedManagedIdentity(client_id=self.client_id) if self.client_id
-                            else msal.SystemAssignedManagedIdentity())
-                app = msal.ManagedIdentityClient(identity, http_client=http_client)
-                result = app.acquire_token_for_client(resource=resource)
-            else:
-                app = msal.ConfidentialClientApplication(
-                    self.client_id, client_credential=self._msal_credential(), authority=self.authority(),
-                    # The authority is explicit (cloud or override), so msal's instance discovery call to
-                    # login.microsoftonline.com is one request too many, and impossible for private endpoints.
-                    instance_discovery=False, http_client=http_client)
-                result = app.acquire_token_for_client(scopes=[scope])
+            app = msal.ConfidentialClientApplication(
+                self.client_id, client_credential=self._msal_credential(), authority=self.authority(),
+                # The authority is explicit (cloud or override), so msal's instance discovery call to
+                # login.microsoftonline.com is one request too many, and impossible for private endpoints.
+                instance_discovery=False, http_client=http_client)
+            result = app.acquire_token_for_client(scopes=[scope])
         except ServiceError:
             raise
         except ValueError as exc:
@@ -312,6 +339,36 @@ class MicrosoftAuth:
             raise self._discovery_error(exc)
         if "access_token" not in result:
             raise self._token_error(result, scope)
+        return result["access_token"], result.get("expires_in", 3599)
+
+    def _fetch_managed_identity(self, msal, http_client, resource):
+        # No authority is involved: the host's identity endpoint answers, so failures name that
+        # endpoint and the variables that select it, never tenant discovery.
+        source, endpoint = managed_identity_source()
+        hint = MANAGED_IDENTITY_HINTS[source]
+        if self.client_id:
+            hint += "; client_id %s must be the client ID of a user-assigned identity assigned to this host" % self.client_id
+        service = "managed identity (%s)" % source
+        doing = "token request for resource %s at %s" % (resource, endpoint.split("?", 1)[0])
+        try:
+            identity = (msal.UserAssignedManagedIdentity(client_id=self.client_id) if self.client_id
+                        else msal.SystemAssignedManagedIdentity())
+            result = msal.ManagedIdentityClient(identity, http_client=http_client).acquire_token_for_client(resource=resource)
+        except ServiceError as exc:  # no answer, TLS: keep what the transport said, add where the endpoint comes from
+            exc.service = service
+            exc.hint = "; ".join(h for h in (exc.hint, hint) if h)
+            raise
+        except ValueError as exc:  # msal's ManagedIdentityError, or an answer that is not JSON
+            reason = "the answer is not JSON" if isinstance(exc, json.JSONDecodeError) else (str(exc) or type(exc).__name__)
+            raise ServiceError(service, "%s failed: %s" % (doing, reason.splitlines()[0]), hint=hint)
+        if "access_token" not in result:
+            description = (result.get("error_description") or result.get("error") or "no token").strip().splitlines()[0]
+            code, status = result.get("error"), None
+            # msal words every App Service refusal "invalid_scope" and "<statusCode>, <message>": keep the status only.
+            match = re.match(r"^(\d{3}), (.*)$", description) if source == "App Service" else None
+            if match:
+                code, status, description = None, int(match.group(1)), match.group(2)
+            raise ServiceError(service, "%s was refused: %s" % (doing, description), status=status, code=code, hint=hint)
         return result["access_token"], result.get("expires_in", 3599)
 
     def _discovery_error(self, exc):
