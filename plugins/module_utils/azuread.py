@@ -106,7 +106,8 @@ def plan_secrets(creds, options, now):
 
 
 def secret_summary(cred):
-    return {"key_id": cred.get("keyId"), "end_date_time": cred.get("endDateTime")}
+    # The start lets a rotation tell a secret made minutes ago from one that is months old.
+    return {"key_id": cred.get("keyId"), "start_date_time": cred.get("startDateTime"), "end_date_time": cred.get("endDateTime")}
 
 
 def token_tenant(token):

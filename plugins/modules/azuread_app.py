@@ -195,7 +195,9 @@ client_secret_end:
   returned: when O(app_secret) is set
   type: str
 client_secrets:
-  description: Metadata of every secret of that name (key_id, end_date_time, hint), newest first.
+  description:
+    - Metadata of every valid secret of that name (C(key_id), C(start_date_time), C(end_date_time)), newest first, as they are after
+      this run (in check mode: would be); a secret only planned in check mode has C(key_id) null.
   returned: when O(app_secret) is set
   type: list
   elements: dict
