@@ -6,9 +6,10 @@ fleet, breaks only what it is about and leaves the fleet as the next test expect
 Every ansible-playbook run has its own token cache, as separate AWX jobs would, so token requests are countable and a
 revoked consent shows in the next token.
 
-CE's client secret exists only in the memory of the run that creates it. The cold converge keeps it the way ops keep
-it in Ansible Vault (docs/verify.md): a last play writes ms_apps (app id, service principal id, secret) per directory
-to a 0600 file, and later runs get it with -e @file, so their Verify part can log in as CE does.
+CE's client secret exists only in the memory of the run that creates it, and the collection never writes it anywhere.
+So that later runs can prove the logins, the cold converge here ends with a test-only play that writes ms_apps (app id,
+service principal id, secret) per directory to a 0600 file; later runs get it with -e @file, as Ansible Vault would
+give it (docs/verify.md).
 """
 from __future__ import absolute_import, division, print_function
 
@@ -376,7 +377,7 @@ def test_check_mode_reports_exactly_the_drift_made_by_hand_then_a_run_repairs_it
 
 def test_verify_names_each_broken_link_in_the_summary(fleet):
     """One broken link per CE tenant but umbrella, then the proof alone (site.yml would repair the Microsoft side first).
-    Leaves the fleet broken: it is the module's last test."""
+    Leaves the fleet broken: only the proof with a wrong secret follows."""
     lab, apps = fleet.lab, fleet.apps()
     fabrikam = apps[DIRECTORIES["fabrikam"]]
     fleet.revoke_consent("fabrikam", "IMAP.AccessAsApp")                                        # initech
