@@ -197,7 +197,7 @@ client_secret_end:
 client_secrets:
   description:
     - Metadata of every valid secret of that name (C(key_id), C(start_date_time), C(end_date_time)), newest first, as they are after
-      this run (in check mode: would be); a secret only planned in check mode has C(key_id) null.
+      this run (or would be, in check mode); a secret only planned in check mode has C(key_id) null.
   returned: when O(app_secret) is set
   type: list
   elements: dict
