@@ -120,7 +120,7 @@ def test_an_answer_that_is_not_json_is_reported_without_asking_the_authority(tmp
     with pytest.raises(ServiceError) as caught:
         mi_auth(tmp_path, transport).graph_token()
     assert "the answer is not JSON" in caught.value.describe() and "IDENTITY_HEADER" in caught.value.describe()
-    assert [url for _, url, _ in transport.sent] == [ENDPOINT]
+    assert [sent[1] for sent in transport.sent] == [ENDPOINT]
 
 
 def test_no_answer_keeps_the_transport_error_and_adds_the_source(tmp_path, app_service):
@@ -143,7 +143,7 @@ def test_the_imds_hint_says_no_app_service_variables_were_set(tmp_path, monkeypa
     text = caught.value.describe()
     assert caught.value.service == "managed identity (IMDS)" and caught.value.code == "invalid_request"
     assert "Identity not found" in text and "none of IDENTITY_ENDPOINT + IDENTITY_HEADER" in text
-    assert [url for _, url, _ in transport.sent] == ["https://127.0.0.1:9/metadata/identity/oauth2/token"]
+    assert [sent[1] for sent in transport.sent] == ["https://127.0.0.1:9/metadata/identity/oauth2/token"]
 
 
 def test_cache_keys_follow_the_identity_endpoint_and_header(tmp_path, app_service, monkeypatch):
