@@ -70,8 +70,11 @@ def ce_apps(fresh_lab, run_module, directory_auth):
     def build(skip=()):
         apps = {}
         for name, d in fresh_lab.vars["lab_directories"].items():
+            # As the Azure AD role does: SMTP.SendAsApp where a CE tenant of the directory sends with OAuth (hooli, northwind).
+            sends = any(t.get("ce_send_with_oauth") and t["ms_tenant_id"] == d["tenant_id"] for t in TENANTS.values())
+            permissions = ["IMAP.AccessAsApp", "POP.AccessAsApp"] + (["SMTP.SendAsApp"] if sends else [])
             app = run_module("azuread_app", directory_auth(fresh_lab, name, display_name="CE Email", unique_name="ce-email",
-                                                           app_secret={"name": "CE mailbox access"}))
+                                                           exchange_permissions=permissions, app_secret={"name": "CE mailbox access"}))
             assert app.get("failed") is not True, app.get("msg")
             exo = directory_auth(fresh_lab, name, exchange_endpoint=fresh_lab.vars["lab_exchange_endpoint"])
             if name == "northwind":  # its automation identity logs in with a certificate

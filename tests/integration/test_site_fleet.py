@@ -409,8 +409,8 @@ def test_verify_names_each_broken_link_in_the_summary(fleet):
     # No consent: the token carries no IMAP role.
     assert re.search(r"logins 0/3 ok", lines["initech"]) and lines["initech"].count("no admin consent for IMAP.AccessAsApp") == 3
     # Not registered in Exchange / no FullAccess: Exchange only says "AUTHENTICATE failed."; the cause and fix name both.
-    # (verify.yml alone checks hooli over IMAP only: without the CE part it does not follow ce_send_with_oauth.)
-    assert re.search(r"logins 0/2 ok", lines["hooli"]) and lines["hooli"].count("the service principal is not registered in Exchange") == 2
+    # verify.yml alone follows the inventory's ce_send_with_oauth: hooli's 2 mailboxes fail over IMAP and SMTP alike.
+    assert re.search(r"logins 0/2 ok", lines["hooli"]) and lines["hooli"].count("the service principal is not registered in Exchange") == 4
     assert "New-ServicePrincipal -AppId %s" % apps[DIRECTORIES["northwind"]]["app_id"] in lines["hooli"]
     assert re.search(r"logins 1/2 ok", lines["acme"]) and 'ce-sales@contoso.onmicrosoft.com IMAP: "' in lines["acme"]
     assert "it has no FullAccess on ce-sales@contoso.onmicrosoft.com" in lines["acme"] and "ce-support@contoso" not in lines["acme"]
@@ -425,7 +425,8 @@ def test_verify_names_each_broken_link_in_the_summary(fleet):
     assert refused == set([("imap", "ce-sales@contoso.onmicrosoft.com", "no_full_access")]
                           + [("imap", m, "missing_role") for m in ("ce-support@fabrikam.onmicrosoft.com", "ce-sales@fabrikam.onmicrosoft.com",
                                                                      "ce-info@fabrikam.onmicrosoft.com")]
-                          + [("imap", m, "service_principal_not_registered") for m in directory_mailboxes(DIRECTORIES["northwind"])])
+                          + [(protocol, m, "service_principal_not_registered") for m in directory_mailboxes(DIRECTORIES["northwind"])
+                             for protocol in ("imap", "smtp")])
 
 
 @pytest.mark.xfail(strict=True, reason="Ansible ends a playbook when every host of a play has failed, so the Summary play "
