@@ -5,7 +5,7 @@ VENV ?= .venv
 export VENV
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test unit sanity lint molecule lab-start lab-stop clean
+.PHONY: venv demo test unit sanity lint molecule bench docs lab-start lab-stop clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,14 @@ lint: venv
 
 molecule: venv
 	scripts/test.sh molecule
+
+# The fleet benchmark (docs/benchmark.md): make bench ARGS='--tenants 50'
+bench: venv
+	scripts/bench.sh $(ARGS)
+
+# Generate the collection's docs from the code (docs/collection) and lint them.
+docs: venv
+	scripts/docs.sh
 
 lab-start: venv
 	$(VENV)/bin/python -m ceops_lab start
