@@ -110,6 +110,18 @@ def secret_summary(cred):
     return {"key_id": cred.get("keyId"), "start_date_time": cred.get("startDateTime"), "end_date_time": cred.get("endDateTime")}
 
 
+def secret_options_of(params):
+    """The secrets asked for, whichever option asked: app_secrets (several names) or app_secret (one)."""
+    if params.get("app_secrets"):
+        return list(params["app_secrets"])
+    return [params["app_secret"]] if params.get("app_secret") else []
+
+
+def duplicate_names(options):
+    names = [o["name"] for o in options]
+    return sorted(set(n for n in names if names.count(n) > 1))
+
+
 def token_tenant(token):
     """The directory GUID from a token's claims (the caller may have named the directory by domain)."""
     try:
@@ -121,6 +133,13 @@ def token_tenant(token):
 
 
 # -- the reconciler -------------------------------------------------------------------------------
+class AlreadyDone:
+    """What a write returns when Graph says another run has just done it: not a change of ours."""
+
+    def __init__(self, value=None):
+        self.value = value
+
+
 class AppReconciler:
     def __init__(self, graph, auth, params, check_mode=False, now=None):
         self.graph = graph
@@ -132,6 +151,7 @@ class AppReconciler:
         self.changed = False
         self.result = {}
         self.label = self._label()
+        self.just_upserted = False
 
     def _label(self):
         p = self.params
@@ -149,10 +169,16 @@ class AppReconciler:
     def act(self, description, call):
         """A write: recorded always, sent only outside check mode."""
         self.actions.append(description)
-        self.changed = True
+        changed_before, self.changed = self.changed, True
         if self.check_mode:
             return None
-        return self.step(description, call)
+        outcome = self.step(description, call)
+        if isinstance(outcome, AlreadyDone):
+            # Another run (an AWX slice, a second job) did it between our read and our write.
+            self.actions[-1] = "%s: already done by another run" % description
+            self.changed = changed_before
+            return outcome.value
+        return outcome
 
     def run(self):
         self.result["tenant_id"] = token_tenant(self.step("getting a Graph token", self.auth.graph_token)) or self.params["tenant_id"]
@@ -203,15 +229,11 @@ class AppReconciler:
         else:
             self.update_application(application, wanted_ids)
 
-        service_principal = None if created else self.step(
-            "reading its service principal", lambda: self.graph.get_service_principal(application["appId"]))
-        if service_principal is None:
-            service_principal = self.act("create the service principal (enterprise application)",
-                                         lambda: self.graph.create_service_principal(application["appId"]))
+        service_principal, sp_is_new = self.ensure_service_principal(application, app_is_new=created)
         self.result["service_principal_id"] = (service_principal or {}).get("id")
 
-        consented = self.ensure_consent(service_principal, exchange_sp, wanted_ids, names_by_id, just_created=created)
-        secrets = self.ensure_secret(application) if p.get("app_secret") else None
+        consented = self.ensure_consent(service_principal, exchange_sp, wanted_ids, names_by_id, just_created=created or sp_is_new)
+        secrets = self.ensure_secrets(application) if secret_options_of(p) else None
 
         self.result.update(display_name=p.get("display_name") or application.get("displayName"),
                            exchange_permissions=sorted(p["exchange_permissions"]),
@@ -223,14 +245,29 @@ class AppReconciler:
             after["client_secrets"] = secrets
         return self.finish(before, after)
 
+    def ensure_service_principal(self, application, app_is_new):
+        """-> (service principal, whether replicas may not know it yet)."""
+        app_id = application["appId"]
+        if not app_is_new and not self.just_upserted:
+            found = self.step("reading its service principal", lambda: self.graph.get_service_principal(app_id))
+            if found is not None:
+                return found, False
+
+        def create():
+            service_principal, created = self.graph.create_service_principal(app_id)
+            # 409: another run created it a moment ago; theirs is the one (Graph allows one per app).
+            return service_principal if created else AlreadyDone(service_principal)
+
+        return self.act("create the service principal (enterprise application)", create), True
+
     def describe(self, application, names_by_id):
         if application is None:
             return {"state": "absent"}
         state = {"state": "present", "display_name": application.get("displayName"), "unique_name": application.get("uniqueName"),
                  "exchange_permissions": sorted(names_by_id.get(i, i) for i in requested_role_ids(application.get("requiredResourceAccess")))}
-        option = self.params.get("app_secret")
-        if option:
-            state["client_secrets"] = [dict(secret_summary(c), name=option["name"]) for c in secrets_named(application, option["name"])]
+        options = secret_options_of(self.params)
+        if options:
+            state["client_secrets"] = [dict(secret_summary(c), name=o["name"]) for o in options for c in secrets_named(application, o["name"])]
         return state
 
     def create_application(self, wanted_ids):
@@ -247,8 +284,11 @@ class AppReconciler:
             return {"appId": None, "id": None, "displayName": p["display_name"], "passwordCredentials": []}, True
         created = application is not None
         if not created:
-            # The upsert answered 204: the app existed after all (a concurrent or an interrupted earlier run).
-            application = self.step("reading the app back", lambda: self.graph.find_applications(unique_name=p["unique_name"])[0])
+            # The upsert answered 204: another run (an AWX slice, a second job) created the app between our read and
+            # our write, and the upsert updated theirs instead of making a second one. Its replicas may lag a few seconds.
+            self.actions[-1] = "create app registration %r: created by another run a moment ago, updated instead" % p["display_name"]
+            self.just_upserted = True
+            application = self.step("reading the app back", lambda: self.graph.get_application_by_unique_name(p["unique_name"]))
         self.result.update(app_id=application["appId"], object_id=application["id"])
         return application, created
 
@@ -277,35 +317,53 @@ class AppReconciler:
         principal_id = (service_principal or {}).get("id")
         for role_id in sorted(wanted_ids - set(current)):
             self.act("grant admin consent for %s" % names_by_id.get(role_id, role_id),
-                     lambda role_id=role_id: self.graph.add_app_role_assignment(exchange_sp["id"], principal_id, role_id))
+                     lambda role_id=role_id: self.graph.add_app_role_assignment(exchange_sp["id"], principal_id, role_id) or AlreadyDone())
         for role_id in sorted(set(current) - wanted_ids):
             self.act("revoke admin consent for %s" % names_by_id.get(role_id, role_id),
-                     lambda role_id=role_id: self.graph.remove_app_role_assignment(principal_id, current[role_id]))
+                     lambda role_id=role_id: self.graph.remove_app_role_assignment(principal_id, current[role_id]) or AlreadyDone())
         return set(wanted_ids)
 
-    def ensure_secret(self, application):
-        option = self.params["app_secret"]
-        creds = secrets_named(application, option["name"])
+    def ensure_secrets(self, application):
+        """Every named secret asked for; secrets of other names are never touched. -> diff entries."""
+        options = secret_options_of(self.params)
+        by_name = {}
+        for option in options:
+            by_name[option["name"]] = self.ensure_secret(application, option)
+        self.result["app_secrets"] = by_name
+        if self.params.get("app_secret"):
+            # The single-secret option keeps its flat result fields.
+            only = by_name[options[0]["name"]]
+            self.result.update(client_secret_created=only["created"], client_secret_key_id=only["key_id"],
+                               client_secret_end=only["end_date_time"], client_secrets=only["secrets"])
+            if "client_secret" in only:
+                self.result["client_secret"] = only["client_secret"]
+        return [dict(summary, name=name) for name, entry in by_name.items() for summary in entry["secrets"]]
+
+    def ensure_secret(self, application, option):
+        """One name's secrets -> its result entry (the value only when this run created it)."""
+        name = option["name"]
+        creds = secrets_named(application, name)
         create, remove = plan_secrets(creds, option, self.now)
-        self.result["client_secret_created"] = False
+        entry = {"name": name, "created": False}
         new = None
         if create:
             end = format_time(self.now + datetime.timedelta(days=option["lifetime_days"]))
-            new = self.act("create client secret %r valid until %s" % (option["name"], end),
-                           lambda: self.graph.add_password(application["id"], option["name"], end))
+            new = self.act("create client secret %r valid until %s" % (name, end),
+                           lambda: self.graph.add_password(application["id"], name, end))
             if new is None:  # check mode
-                new = {"keyId": None, "endDateTime": end, "displayName": option["name"]}
-            self.result["client_secret_created"] = True
+                new = {"keyId": None, "endDateTime": end, "displayName": name}
+            entry["created"] = True
             if new.get("secretText"):
-                self.result["client_secret"] = new["secretText"]
+                entry["client_secret"] = new["secretText"]
         for key_id in remove:
-            self.act("remove client secret %s (%s)" % (key_id, option["name"]),
+            self.act("remove client secret %s (%s)" % (key_id, name),
                      lambda key_id=key_id: self.graph.remove_password(application["id"], key_id))
         remaining = ([new] if new else []) + [c for c in creds if c.get("keyId") not in remove]
-        newest = remaining[0] if remaining else None
-        self.result.update(client_secret_key_id=(newest or {}).get("keyId"), client_secret_end=(newest or {}).get("endDateTime"),
-                           client_secrets=[secret_summary(c) for c in remaining])
-        return [dict(secret_summary(c), name=option["name"]) for c in remaining]
+        newest = remaining[0] if remaining else {}
+        expired = [c["keyId"] for c in creds if parse_time(c.get("endDateTime")) <= self.now]
+        entry.update(key_id=newest.get("keyId"), start_date_time=newest.get("startDateTime"), end_date_time=newest.get("endDateTime"),
+                     secrets=[secret_summary(c) for c in remaining], removed_key_ids=list(remove), expired_key_ids=expired)
+        return entry
 
     def finish(self, before, after):
         result = dict(self.result, changed=self.changed, actions=self.actions)

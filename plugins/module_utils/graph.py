@@ -65,6 +65,12 @@ def is_duplicate_assignment(error):
     return error.status in (400, 409) and "already exists" in (error.message or "")
 
 
+def is_key_conflict(error):
+    """Another object already holds the key (another run created the service principal first)."""
+    return error.status in (400, 409) and ("Request_MultipleObjectsWithSameKeyValue" in error_codes(error)
+                                           or "ObjectConflict" in error_codes(error) or "already in use" in (error.message or ""))
+
+
 class GraphClient:
     def __init__(self, auth, transport=None, sleep=time.sleep, consistency_delays=CONSISTENCY_DELAYS):
         self.auth = auth
@@ -138,6 +144,10 @@ class GraphClient:
             return [found] if found else []
         return self.list("applications", params={"$filter": "displayName eq %s" % odata_quote(display_name)})
 
+    def get_application_by_unique_name(self, unique_name):
+        """The app another run has just created under ``unique_name``: replicas may 404 it for a few seconds."""
+        return self.retry_while(is_not_found, lambda: self.get("applications(uniqueName=%s)" % odata_quote(unique_name)))
+
     def get_application(self, object_id, just_created=False):
         path = "applications/%s" % object_id
         if just_created:
@@ -169,7 +179,14 @@ class GraphClient:
         return self.get_or_none("servicePrincipals(appId=%s)" % odata_quote(app_id))
 
     def create_service_principal(self, app_id):
-        return self.retry_while(is_missing_backing_app, lambda: self._call("POST", "servicePrincipals", json={"appId": app_id}))
+        """-> (service principal, created). When another run created it first, Graph answers 409: read theirs."""
+        try:
+            created = self.retry_while(is_missing_backing_app, lambda: self._call("POST", "servicePrincipals", json={"appId": app_id}))
+            return created, True
+        except ServiceError as error:
+            if not is_key_conflict(error):
+                raise
+        return self.retry_while(is_not_found, lambda: self.get("servicePrincipals(appId=%s)" % odata_quote(app_id))), False
 
     # -- admin consent (app role assignments) ---------------------------------------------------
     def list_app_role_assignments(self, principal_id, just_created=False):
@@ -195,4 +212,11 @@ class GraphClient:
         return self.retry_while(lambda e: is_not_found(e) or (e.status == 400 and "does not exist" in (e.message or "")), assign)
 
     def remove_app_role_assignment(self, principal_id, assignment_id):
-        self._call("DELETE", "servicePrincipals/%s/appRoleAssignments/%s" % (principal_id, assignment_id))
+        """Revoke one; False when it was already gone (another run revoked it first)."""
+        try:
+            self._call("DELETE", "servicePrincipals/%s/appRoleAssignments/%s" % (principal_id, assignment_id))
+            return True
+        except ServiceError as error:
+            if is_not_found(error):
+                return False
+            raise

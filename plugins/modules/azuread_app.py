@@ -78,6 +78,7 @@ options:
         or when O(app_secret.rotate=true). Older secrets of that name keep working until O(app_secret.retire_previous=true)
         removes them, so CE can switch to the new one without downtime. Expired secrets of that name are always removed.
       - Secrets with other names are never touched.
+      - Mutually exclusive with O(app_secrets).
     type: dict
     suboptions:
       name:
@@ -100,9 +101,43 @@ options:
         description: Remove every secret of this name except the newest. Use once CE works with the newest.
         type: bool
         default: false
+  app_secrets:
+    description:
+      - Several client secrets of the app, each managed by its name as O(app_secret) manages one, in one invocation; for
+        example one secret per CE tenant that shares the app, so that each CE tenant holds a secret of its own.
+      - Names must be unique. Secrets with names not listed are never touched, so a run for some CE tenants never rotates
+        or removes the secrets of the others.
+      - Results per name are in RV(app_secrets). Mutually exclusive with O(app_secret).
+    type: list
+    elements: dict
+    version_added: 0.2.0
+    suboptions:
+      name:
+        description: Display name that marks the secrets of this entry; give each entry its own.
+        type: str
+        default: CE mailbox access
+      lifetime_days:
+        description: Lifetime of a new secret.
+        type: int
+        default: 365
+      renew_before_days:
+        description: Create a new secret when the newest one of this name expires within this many days.
+        type: int
+        default: 30
+      rotate:
+        description: Create a new secret of this name now, whatever the expiry of the current one.
+        type: bool
+        default: false
+      retire_previous:
+        description: Remove every secret of this name except the newest.
+        type: bool
+        default: false
 notes:
-  - The new secret's value is returned only by the run that created it, in RV(client_secret). Register the result on a task
-    with C(no_log=true) and hand the value on in memory, as the C(azuread_app_registration) role does.
+  - The new secret's value is returned only by the run that created it, in RV(client_secret) (or RV(app_secrets[].client_secret)).
+    Register the result on a task with C(no_log=true) and hand the value on in memory, as the C(azuread_app_registration) role does.
+  - Runs for the same directory may overlap (AWX job slices, two jobs). With O(unique_name) they cannot make two apps (the app is
+    created with an upsert by that key); a service principal or admin consent another run has just made is taken as it is
+    and reported as C(already done by another run), not as a change.
 seealso:
   - name: Runbook
     description: The manual procedure this module automates (docs/azuread.md).
@@ -132,6 +167,21 @@ EXAMPLES = r'''
     display_name: CE Email
     unique_name: ce-email
     exchange_permissions: [IMAP.AccessAsApp, POP.AccessAsApp, SMTP.SendAsApp]
+
+- name: One secret per CE tenant sharing the app, managed in one call
+  ceops.exchange_oauth.azuread_app:
+    display_name: CE Email
+    unique_name: ce-email
+    app_secrets:
+      - name: CE mailbox access (acme)
+      - name: CE mailbox access (globex)
+        rotate: true
+  register: ce_app
+  no_log: true
+
+- name: The key id of globex's newest secret
+  ansible.builtin.debug:
+    msg: "{{ ce_app.app_secrets['CE mailbox access (globex)'].key_id }}"
 
 - name: After CE uses the newest secret, remove the older ones
   ceops.exchange_oauth.azuread_app:
@@ -201,6 +251,58 @@ client_secrets:
   returned: when O(app_secret) is set
   type: list
   elements: dict
+app_secrets:
+  description:
+    - Per secret name asked for (O(app_secrets), or the one of O(app_secret)), what the secrets of that name are after this run (or
+      would be, in check mode).
+  returned: when O(app_secrets) or O(app_secret) is set
+  type: dict
+  version_added: 0.2.0
+  contains:
+    name:
+      description: The secret name.
+      type: str
+    created:
+      description: Whether this run created a new secret of that name (or would, in check mode).
+      type: bool
+    client_secret:
+      description: The value of the secret this run created. Shown only here, once.
+      type: str
+      returned: when a secret of that name was created
+    key_id:
+      description: Key ID of the newest secret of that name; null when only planned in check mode or when none is left.
+      type: str
+    start_date_time:
+      description: Start (RFC 3339) of the newest secret of that name.
+      type: str
+    end_date_time:
+      description: Expiry (RFC 3339) of the newest secret of that name.
+      type: str
+    secrets:
+      description: Metadata of every secret of that name that is left (C(key_id), C(start_date_time), C(end_date_time)), newest first.
+      type: list
+      elements: dict
+    removed_key_ids:
+      description: Key IDs of the secrets of that name this run removed (or would remove, in check mode).
+      type: list
+      elements: str
+    expired_key_ids:
+      description: Key IDs of the secrets of that name that had expired when the run began (they are always removed).
+      type: list
+      elements: str
+  sample:
+    CE mailbox access (acme):
+      name: CE mailbox access (acme)
+      created: false
+      key_id: 0b7c4c6e-2f4e-4a9b-9d8e-3d3f2b1a0c9e
+      start_date_time: "2026-11-01T10:00:00Z"
+      end_date_time: "2027-11-01T10:00:00Z"
+      secrets:
+        - key_id: 0b7c4c6e-2f4e-4a9b-9d8e-3d3f2b1a0c9e
+          start_date_time: "2026-11-01T10:00:00Z"
+          end_date_time: "2027-11-01T10:00:00Z"
+      removed_key_ids: []
+      expired_key_ids: []
 actions:
   description: What was done, or would be done in check mode, in order.
   returned: always
@@ -209,7 +311,17 @@ actions:
 '''
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import MicrosoftModule
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.azuread import AppReconciler, EXCHANGE_ROLE_NAMES
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.azuread import AppReconciler, EXCHANGE_ROLE_NAMES, duplicate_names
+
+
+def secret_suboptions():
+    return dict(
+        name=dict(type="str", default="CE mailbox access"),
+        lifetime_days=dict(type="int", default=365),
+        renew_before_days=dict(type="int", default=30),
+        rotate=dict(type="bool", default=False),
+        retire_previous=dict(type="bool", default=False),
+    )
 
 
 def argument_spec():
@@ -221,19 +333,18 @@ def argument_spec():
         exchange_permissions=dict(type="list", elements="str", choices=list(EXCHANGE_ROLE_NAMES),
                                   default=["IMAP.AccessAsApp", "POP.AccessAsApp"]),
         admin_consent=dict(type="bool", default=True),
-        app_secret=dict(type="dict", no_log=False, options=dict(
-            name=dict(type="str", default="CE mailbox access"),
-            lifetime_days=dict(type="int", default=365),
-            renew_before_days=dict(type="int", default=30),
-            rotate=dict(type="bool", default=False),
-            retire_previous=dict(type="bool", default=False),
-        )),
+        app_secret=dict(type="dict", no_log=False, options=secret_suboptions()),
+        app_secrets=dict(type="list", elements="dict", no_log=False, options=secret_suboptions()),
     )
 
 
 def main():
     module = MicrosoftModule(argument_spec(), supports_check_mode=True,
-                             required_one_of=[("display_name", "unique_name", "app_id")])
+                             required_one_of=[("display_name", "unique_name", "app_id")],
+                             mutually_exclusive=[("app_secret", "app_secrets")])
+    repeated = duplicate_names(module.params.get("app_secrets") or [])
+    if repeated:
+        module.fail_json(msg="app_secrets names must be unique; repeated: %s" % ", ".join(repeated))
     reconciler = AppReconciler(module.graph, module.auth, module.params, check_mode=module.check_mode)
     module.run(reconciler.run)
 

@@ -80,3 +80,130 @@ def test_equal_expiries_sort_the_later_start_first():
     ordered = azuread.secrets_named({"passwordCredentials": [old, new]}, "CE")
     assert [c["keyId"] for c in ordered] == ["new", "old"]
     assert azuread.plan_secrets(ordered, secret_options(retire_previous=True), NOW) == (False, ["old"])
+
+
+# -- the reconciler against a fake Graph: several named secrets, and another run getting there first ---------------------
+class FakeAuth:
+    def graph_token(self):
+        return "h.e30.s"  # claims {}: the directory comes from the params
+
+
+class FakeGraph:
+    """Holds one directory's app; ``raced`` names what another run does between our read and our write."""
+
+    def __init__(self, app=None, sp=None, assignments=(), raced=()):
+        self.app, self.sp, self.assignments, self.raced = app, sp, list(assignments), set(raced)
+        self.writes = []
+
+    def find_applications(self, **_):
+        return [] if self.app is None or "app" in self.raced else [self.app]
+
+    def get_application_by_unique_name(self, unique_name):
+        return self.app
+
+    def create_application(self, body, unique_name=None):
+        self.writes.append("upsert app")
+        if self.app is not None:
+            return None  # 204: the upsert updated the app another run had made
+        self.app = dict(body, id="app-object", appId="app-id", uniqueName=unique_name, passwordCredentials=[])
+        return self.app
+
+    def get_service_principal(self, app_id):
+        if app_id == EXCHANGE_APP_ID:
+            return EXCHANGE_SP
+        return None if "sp" in self.raced else self.sp
+
+    def create_service_principal(self, app_id):
+        self.writes.append("create sp")
+        if self.sp is not None:
+            return self.sp, False
+        self.sp = {"id": "client-sp", "appId": app_id}
+        return self.sp, True
+
+    def list_app_role_assignments(self, principal_id, just_created=False):
+        return [] if "consent" in self.raced else [{"appRoleId": r, "resourceId": "exo-sp", "id": "as-" + r} for r in self.assignments]
+
+    def add_app_role_assignment(self, resource_id, principal_id, role_id):
+        self.writes.append("assign " + role_id)
+        if role_id in self.assignments:
+            return False
+        self.assignments.append(role_id)
+        return True
+
+    def add_password(self, object_id, name, end):
+        self.writes.append("add " + name)
+        return {"keyId": "new-" + name, "displayName": name, "endDateTime": end, "startDateTime": azuread.format_time(NOW),
+                "secretText": "text-" + name}
+
+    def remove_password(self, object_id, key_id):
+        self.writes.append("remove " + key_id)
+
+
+def reconcile(graph, check_mode=False, **params):
+    base = dict(tenant_id="t", display_name="CE Email", unique_name="ce-email", app_id=None, state="present",
+                exchange_permissions=["IMAP.AccessAsApp", "POP.AccessAsApp"], admin_consent=True, app_secret=None, app_secrets=None)
+    base.update(params)
+    return azuread.AppReconciler(graph, FakeAuth(), base, check_mode=check_mode, now=NOW).run()
+
+
+def named(name, key, days):
+    return dict(cred(key, days), displayName=name)
+
+
+def test_several_named_secrets_in_one_run_each_with_its_own_result_and_others_untouched():
+    app = {"id": "app-object", "appId": "app-id", "displayName": "CE Email", "uniqueName": "ce-email",
+           "requiredResourceAccess": azuread.desired_required_resource_access([], {IMAP, POP}),
+           "passwordCredentials": [named("CE (acme)", "a1", 200), named("CE (globex)", "g1", -1), named("CE (initech)", "i1", 5)]}
+    graph = FakeGraph(app=app, sp={"id": "client-sp"}, assignments=[IMAP, POP])
+    result = reconcile(graph, app_secrets=[secret_options(name="CE (acme)"), secret_options(name="CE (globex)")])
+    acme, globex = result["app_secrets"]["CE (acme)"], result["app_secrets"]["CE (globex)"]
+    assert acme["created"] is False and acme["key_id"] == "a1" and "client_secret" not in acme
+    assert globex["created"] is True and globex["client_secret"] == "text-CE (globex)" and globex["key_id"] == "new-CE (globex)"
+    assert globex["expired_key_ids"] == ["g1"] == globex["removed_key_ids"]
+    assert graph.writes == ["add CE (globex)", "remove g1"]  # initech's secret, about to expire, is not ours to renew
+    assert "client_secret" not in result and "client_secret_created" not in result  # flat fields belong to app_secret
+    assert "text-" not in str(result["diff"])
+
+
+def test_single_app_secret_keeps_its_flat_result_fields():
+    graph = FakeGraph(app={"id": "app-object", "appId": "app-id", "displayName": "CE Email", "passwordCredentials": [],
+                           "requiredResourceAccess": azuread.desired_required_resource_access([], {IMAP, POP})},
+                      sp={"id": "client-sp"}, assignments=[IMAP, POP])
+    result = reconcile(graph, app_secret=secret_options(name="CE"))
+    assert result["client_secret_created"] is True and result["client_secret"] == "text-CE"
+    assert result["client_secret_key_id"] == "new-CE" == result["app_secrets"]["CE"]["key_id"]
+
+
+def test_check_mode_plans_every_name_and_writes_nothing():
+    graph = FakeGraph(app={"id": "app-object", "appId": "app-id", "displayName": "CE Email", "passwordCredentials": [],
+                           "requiredResourceAccess": azuread.desired_required_resource_access([], {IMAP, POP})},
+                      sp={"id": "client-sp"}, assignments=[IMAP, POP])
+    result = reconcile(graph, check_mode=True, app_secrets=[secret_options(name="A"), secret_options(name="B")])
+    assert graph.writes == [] and result["changed"] is True
+    assert [result["app_secrets"][n]["created"] for n in "AB"] == [True, True]
+
+
+def test_another_run_creating_the_app_sp_and_consent_first_is_taken_over_not_duplicated():
+    # Our reads found nothing; by the time we write, the other run has made all three.
+    theirs = {"id": "app-object", "appId": "app-id", "displayName": "CE Email", "uniqueName": "ce-email", "passwordCredentials": [],
+              "requiredResourceAccess": azuread.desired_required_resource_access([], {IMAP, POP})}
+    graph = FakeGraph(app=theirs, sp={"id": "their-sp"}, assignments=[IMAP, POP], raced={"app", "sp", "consent"})
+    result = reconcile(graph)
+    assert result["app_id"] == "app-id" and result["service_principal_id"] == "their-sp"
+    assert graph.assignments == [IMAP, POP]
+    assert all("another run" in a for a in result["actions"]), result["actions"]
+    # The upsert did write (the same values): that one stays a change; the SP and the consent were not ours.
+    assert result["changed"] is True
+    assert sum("already done by another run" in a for a in result["actions"]) == 3
+
+
+def test_a_consent_granted_by_another_run_alone_is_no_change():
+    app = {"id": "app-object", "appId": "app-id", "displayName": "CE Email", "passwordCredentials": [],
+           "requiredResourceAccess": azuread.desired_required_resource_access([], {IMAP, POP})}
+    graph = FakeGraph(app=app, sp={"id": "client-sp"}, assignments=[IMAP, POP], raced={"consent"})
+    result = reconcile(graph)
+    assert result["changed"] is False and len(result["actions"]) == 2
+
+
+def test_duplicate_secret_names_are_reported():
+    assert azuread.duplicate_names([{"name": "a"}, {"name": "b"}, {"name": "a"}]) == ["a"]
