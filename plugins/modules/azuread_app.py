@@ -133,7 +133,7 @@ options:
         type: bool
         default: false
 notes:
-  - The new secret's value is returned only by the run that created it, in RV(client_secret) (or RV(app_secrets[].client_secret)).
+  - The new secret's value is returned only by the run that created it, in RV(client_secret) (or RV(app_secrets.client_secret)).
     Register the result on a task with C(no_log=true) and hand the value on in memory, as the C(azuread_app_registration) role does.
   - Runs for the same directory may overlap (AWX job slices, two jobs). With O(unique_name) they cannot make two apps (the app is
     created with an upsert by that key); a service principal or admin consent another run has just made is taken as it is
