@@ -101,8 +101,9 @@ def _log_tail(state_dir, lines=15):
 
 
 # ----- start / stop -------------------------------------------------------------------------------------
-def start_lab(state_dir, consistency_window=None, latency_ms=None, timeout=START_TIMEOUT):
-    """Spawn a detached lab server and wait until its admin API answers; returns lab.json."""
+def start_lab(state_dir, consistency_window=None, latency_ms=None, timeout=START_TIMEOUT, fleet_dir=None):
+    """Spawn a detached lab server and wait until its admin API answers; returns lab.json.
+    fleet_dir: a generated fleet (ceops_lab.fleet) to seed the lab with instead of the shipped seeds."""
     state_dir = os.path.abspath(state_dir)
     pid = running_pid(state_dir)
     if pid:
@@ -114,6 +115,8 @@ def start_lab(state_dir, consistency_window=None, latency_ms=None, timeout=START
         command += ["--consistency-window", str(consistency_window)]
     if latency_ms is not None:
         command += ["--latency-ms", str(latency_ms)]
+    if fleet_dir is not None:
+        command += ["--fleet", os.path.abspath(fleet_dir)]
     env = dict(os.environ)
     # The child must import this very package, installed or not.
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -193,8 +196,16 @@ def _parser():
         cmd.add_argument("--consistency-window", type=float, default=None, metavar="S",
                          help="seconds new objects stay invisible to reads (default 0)")
         cmd.add_argument("--latency-ms", type=int, default=None, metavar="N", help="latency added to every request")
+        cmd.add_argument("--fleet", default=None, metavar="DIR", help="seed the lab with a generated fleet (see the fleet command)")
         if name == "start":
             cmd.add_argument("--timeout", type=float, default=START_TIMEOUT, help=argparse.SUPPRESS)
+    fleet = sub.add_parser("fleet", parents=[common], help="write a generated fleet's seeds into a directory (start --fleet DIR)")
+    fleet.add_argument("--out", required=True, metavar="DIR")
+    fleet.add_argument("--tenants", type=int, default=200, help="CE tenants (default 200)")
+    fleet.add_argument("--deployments", type=int, default=4, help="CE deployments (default 4)")
+    fleet.add_argument("--directories", type=int, default=40, help="Microsoft directories (default 40)")
+    fleet.add_argument("--mailboxes", type=int, default=3, help="mailboxes per CE tenant (default 3)")
+    fleet.add_argument("--fleet-seed", type=int, default=1, help="seed of the generated ids and secrets (default 1)")
     sub.add_parser("stop", parents=[common], help="stop the lab")
     sub.add_parser("status", parents=[common], help="exit 0 when running, 3 when not")
     sub.add_parser("reset", parents=[common], help="state back to the seed; counters and faults cleared")
@@ -234,14 +245,27 @@ def _run(args):
         pid = running_pid(state_dir)
         if pid and pid != os.getpid():
             raise CliError("lab already running (pid %d) in %s" % (pid, state_dir))
+        if args.fleet:
+            from .fleet import install
+            install(args.fleet)
         from .server import run
         return run(state_dir, consistency_window=args.consistency_window or 0, latency_ms=args.latency_ms or 0)
     if args.command == "start":
-        info = start_lab(state_dir, args.consistency_window, args.latency_ms, timeout=args.timeout)
+        info = start_lab(state_dir, args.consistency_window, args.latency_ms, timeout=args.timeout, fleet_dir=args.fleet)
         print("lab started (pid %d) in %s" % (info["pid"], state_dir))
         for name, service in info["services"].items():
             print("  %-8s %s" % (name, service["url"]))
         print("vars: %s/lab-vars.yml  env: %s/lab.env  CA: %s" % (state_dir, state_dir, info["ca_file"]))
+        return 0
+    if args.command == "fleet":
+        from .fleet import write
+        try:
+            description = write(args.out, tenants=args.tenants, deployments=args.deployments, directories=args.directories,
+                                mailboxes=args.mailboxes, seed=args.fleet_seed)
+        except ValueError as exc:
+            raise CliError("fleet: %s" % exc, 2) from None
+        print("fleet of %d CE tenants on %d CE deployments over %d directories written to %s"
+              % (len(description["tenants"]), len(description["deployments"]), len(description["directories"]), os.path.abspath(args.out)))
         return 0
     if args.command == "stop":
         pid = stop_lab(state_dir)

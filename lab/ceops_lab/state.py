@@ -24,7 +24,12 @@ SEED_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seed.json"
 DEFAULT_ACCESS_ROLE_ID = "00000000-0000-0000-0000-000000000000"
 
 
-def load_seed(path=SEED_FILE):
+# A generated fleet's seed (ceops_lab.fleet) instead of seed.json, for the lab process that reads it.
+SEED_ENV = "CEOPS_LAB_SEED"
+
+
+def load_seed(path=None):
+    path = path or os.environ.get(SEED_ENV) or SEED_FILE
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
