@@ -110,16 +110,23 @@ Counters (service "winrm"): each SOAP message as "POST /wsman <Action>" (Create,
 Signal, Delete, Send), counted as READS (they change nothing in Exchange); each cmdlet that reached
 Exchange as "CMDLET <Cmdlet-Name>", a read for Get-*, a write otherwise. So check mode over WinRM
 means lab.writes("winrm") == 0, as lab.writes("exchange") == 0 over REST.
+
+Script log (GET /state/winrm -> "scripts", the last 500, cleared by reset): each script received as
+  {"outcome": "ran", "cmdlet", "parameters" (as the JSON carried them), "ok", "error"} or
+  {"outcome": "refused", "reason", "error_id", "breaks_out"}; breaks_out is true when the request literal
+  ended before " | ConvertFrom-Json" — on a real host the rest of that line would have run as code.
 """
 
 import base64
 import binascii
+import collections
 import datetime
 import hashlib
 import json
 import re
 import secrets
 import threading
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape
@@ -134,6 +141,7 @@ REQUEST_PLACEHOLDER = "__REQUEST_JSON__"
 ALLOWED_CMDLETS = ("Get-Mailbox", "Get-ServicePrincipal", "New-ServicePrincipal", "Set-ServicePrincipal", "Remove-ServicePrincipal",
                    "Get-MailboxPermission", "Add-MailboxPermission", "Remove-MailboxPermission")
 MAX_SHELLS_PER_USER = 30
+SCRIPT_LOG_SIZE = 500  # the last scripts received, each "ran" (cmdlet + parameters as data) or "refused" (why)
 RECEIVE_CHUNK = 4096  # bytes of stdout per Receive; longer output takes several Receives, as on Windows
 ADMIN_USER = "ceops-admin"
 HOST_NAME = "CEOPS-EXO01"
@@ -182,8 +190,9 @@ SCRIPT_TEMPLATE = _template()
 class ScriptRefused(Exception):
     """The request never reached Exchange: exit code 1 with this text on stderr."""
 
-    def __init__(self, message, category="ParserError", error_id="ceopsLab.ScriptRefused", line=None):
+    def __init__(self, message, category="ParserError", error_id="ceopsLab.ScriptRefused", line=None, breaks_out=False):
         super().__init__(message)
+        self.breaks_out = breaks_out  # the request literal ended early: data would have run as code
         self.message = message
         self.category = category
         self.error_id = error_id
@@ -238,11 +247,12 @@ def extract_request(script):
             try:
                 value, rest = _parse_ps_single_quoted(line[len(head):])
             except ValueError as exc:
-                raise ScriptRefused("%s\r\nAt line:%d char:12" % (exc, number), line=number) from None
+                raise ScriptRefused("%s\r\nAt line:%d char:12" % (exc, number), line=number, breaks_out=True) from None
             if rest != " | ConvertFrom-Json" or not _REQUEST_LINE.match(line):
                 raise ScriptRefused("Unexpected token '%s' in expression or statement.\r\nAt line:%d char:%d\r\n(ceops lab: the request "
                                     "literal must be the only thing between \"$request = \" and \" | ConvertFrom-Json\"; double every "
-                                    "single quote in the JSON)" % (rest.strip()[:40], number, len(line) - len(rest) + 2), line=number)
+                                    "single quote in the JSON)" % (rest.strip()[:40], number, len(line) - len(rest) + 2), line=number,
+                                    breaks_out=True)
             request_text = value
             request_line = number
             shaped.append((number, "$request = '%s' | ConvertFrom-Json" % REQUEST_PLACEHOLDER))
@@ -371,6 +381,16 @@ class WinrmService(Service):
         self._shells = {}
         self._shells_lock = threading.Lock()
         self.ntlm = winrm_ntlm.NtlmAcceptor(HOST_NAME, self.username, self.password)
+        # What became of each script received: tests of the quoting contract read it from /state/winrm.
+        self._scripts = collections.deque(maxlen=SCRIPT_LOG_SIZE)
+
+    def reset(self):
+        with self._shells_lock:
+            self._scripts.clear()
+
+    def _log_script(self, outcome, **details):
+        with self._shells_lock:
+            self._scripts.append(dict(details, outcome=outcome, time=time.time()))
 
     def ansible_vars(self):
         host, port = self.url.split("://", 1)[1].split(":")
@@ -589,8 +609,13 @@ class WinrmService(Service):
             request_text, line = extract_request(script)
             exo_request = parse_request(request_text, line)
         except ScriptRefused as refused:
+            # A request literal that ends early means data became code: PowerShell would have run the rest.
+            self._log_script("refused", reason=refused.message.split("\r\n", 1)[0], error_id=refused.error_id,
+                             breaks_out=refused.breaks_out)
             return b"", clixml_error(refused), 1
         result = self._execute(request, exo_request)
+        self._log_script("ran", cmdlet=exo_request["cmdlet"], parameters=exo_request.get("parameters") or {},
+                         ok=result["ok"], error=(result.get("error") or {}).get("message"))
         return (powershell_json(result) + "\r\n").encode("utf-8"), b"", 0
 
     def _execute(self, request, exo_request):
@@ -679,7 +704,8 @@ class WinrmService(Service):
     def snapshot(self):
         with self._shells_lock:
             return {"username": self.username, "open_shells": [{"shell_id": k, "user": v["user"], "commands": len(v["commands"])}
-                                                               for k, v in self._shells.items()]}
+                                                               for k, v in self._shells.items()],
+                    "scripts": list(self._scripts)}
 
 
 class ConnectFailed(Exception):

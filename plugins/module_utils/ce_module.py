@@ -57,6 +57,9 @@ class CeModule(AnsibleModule):
         if not p["validate_certs"]:
             self.warn("validate_certs is false: the CE Portal's TLS certificate is not verified, so a man in the middle "
                       "could read the Portal credentials and the OAuth client secret")
+        if (p["ce_url"] or "").lower().startswith("http://"):
+            self.warn("ce_url %s is plain http: the Portal token or password, and the OAuth client secret sent to the Portal, "
+                      "cross the network unencrypted; use the Portal's https URL" % p["ce_url"])
         if not p["ce_url"]:
             self.fail_json(msg="ce_url is required (or set CE_PORTAL_URL): the CE Portal's base URL, for example https://ce-portal.example.com")
         if p["ce_token"] and (p["ce_username"] or p["ce_password"]):

@@ -54,11 +54,24 @@ class MicrosoftModule(AnsibleModule):
         if not self.params["validate_certs"]:
             self.warn("validate_certs is false: TLS certificates of Microsoft endpoints are not verified, "
                       "so a man in the middle could read the credentials and tokens")
+        self._warn_weak_winrm(self.params.get("winrm"))
         if not self.params["tenant_id"]:
             self.fail_json(msg="tenant_id is required (or set AZURE_TENANT_ID): the Directory (tenant) ID to work in")
         self._auth = None
         self._graph = None
         self._exchange = None
+
+    def _warn_weak_winrm(self, winrm):
+        # The WinRM options carry the management host's password; say so when the channel does not protect it.
+        if self.params.get("transport") != "winrm" or not winrm:
+            return
+        if winrm.get("validate_certs") is False:
+            self.warn("winrm.validate_certs is false: the TLS certificate of WinRM host %s is not verified, so a man in the "
+                      "middle could read the WinRM credentials; give winrm.ca_path instead" % winrm.get("host"))
+        if winrm.get("scheme") == "http":
+            self.warn("winrm.scheme is http: WinRM host %s is reached without TLS, so only the WinRM message encryption of "
+                      "winrm.transport %s protects the credentials (basic has none); use https (port 5986)"
+                      % (winrm.get("host"), winrm.get("transport")))
 
     @property
     def auth(self):

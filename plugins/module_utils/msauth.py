@@ -251,6 +251,11 @@ class MicrosoftAuth:
         if not self.endpoints["authority_host"].startswith("https://"):
             problems.append("authority_host %s is not https: Entra token endpoints are only served over TLS, and a "
                             "token endpoint over plain http would expose the credential" % self.endpoints["authority_host"])
+        for option in ("graph_endpoint", "exchange_endpoint"):
+            # Every request to these carries a bearer token, which is as good as the credential for its lifetime.
+            if not self.endpoints[option].startswith("https://"):
+                problems.append("%s %s is not https: Microsoft serves it only over TLS, and a bearer token sent over plain "
+                                "http could be read and replayed; use the https URL" % (option, self.endpoints[option]))
         if self.managed_identity:
             if self.client_id and not is_guid(self.client_id):
                 problems.append("client_id %r (the user-assigned managed identity) is not a GUID" % (self.client_id,))

@@ -65,6 +65,9 @@ options:
     description:
       - Scopes CE requests tokens for.
       - Default is the Exchange Online resource of O(cloud) with C(/.default), for example C(https://outlook.office365.com/.default).
+      - Exactly one resource scope, ending in C(/.default) (OpenID Connect scopes such as C(offline_access) may come with it): CE
+        gets its token with client credentials, which Entra refuses for several resources or other scopes, so anything else fails
+        the task before the Portal is changed.
     type: list
     elements: str
   token_endpoint_url:
@@ -184,6 +187,10 @@ actions:
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_module import CeModule
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_reconcile import OAuthSettingsReconciler
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.mailbox_check import SettingsError, scope_resource
+
+# OpenID Connect scopes Entra accepts next to <resource>/.default; they do not name a resource.
+OIDC_SCOPES = frozenset(("openid", "profile", "email", "offline_access"))
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import CLOUDS
 
 
@@ -210,6 +217,13 @@ def main():
                                    ("update_secret", "always", ("client_secret",))],
                       mutually_exclusive=[("tenant_id", "token_endpoint_url")])
     reconciler = OAuthSettingsReconciler(module.portal, module.params, check_mode=module.check_mode, warn=module.warn)
+    if module.params["scopes"] and module.params["state"] == "present":
+        # CE sends its scopes in one client-credentials request, which Entra refuses unless it is one <resource>/.default:
+        # the Portal stores anything, so this is the last point where the mistake is visible before mail stops.
+        try:
+            scope_resource([scope for scope in module.params["scopes"] if scope.strip().lower() not in OIDC_SCOPES])
+        except SettingsError as error:
+            module.fail_json(msg="%s: %s" % (reconciler.label, error))
     module.run(reconciler.run)
 
 
