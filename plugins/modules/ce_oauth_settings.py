@@ -65,7 +65,7 @@ options:
     description:
       - Scopes CE requests tokens for.
       - Default is the Exchange Online resource of O(cloud) with C(/.default), for example C(https://outlook.office365.com/.default).
-      - Exactly one resource scope, ending in C(/.default) (OpenID Connect scopes such as C(offline_access) may come with it): CE
+      - Exactly one resource scope, ending in C(/.default) (OpenID Connect scopes such as C(offline_access) may come with it), because CE
         gets its token with client credentials, which Entra refuses for several resources or other scopes, so anything else fails
         the task before the Portal is changed.
     type: list
