@@ -150,6 +150,13 @@ class LabAdmin:
             rule["body"] = body
         return self.set_faults(service, fail_next=[rule])
 
+    def kill_client(self, pid, endpoint_regex, after=1, service="*", signal="KILL"):
+        """Signal process `pid` and all its descendants once the `after`-th request whose counter endpoint matches
+        `endpoint_regex` ("POST /v1.0/servicePrincipals$", "InvokeCommand Add-MailboxPermission") has been
+        answered; signal is KILL, TERM or INT. faults()[service]["kill_client"] shows which rules fired."""
+        rule = {"pid": int(pid), "endpoint_regex": endpoint_regex, "after": int(after), "signal": signal}
+        return self.set_faults(service, kill_client=[rule])
+
     def directories(self):
         return self._call("GET", "/directories")["value"]
 

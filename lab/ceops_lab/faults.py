@@ -1,5 +1,7 @@
 """Fault injection: throttling (429), unavailability (503), latency, forced paging and a
-consistency window, per service or for all ("*"), plus deterministic one-shot failures.
+consistency window, per service or for all ("*"), plus deterministic one-shot failures, and
+interruptions of the client (kill_client): when the Nth request matching an endpoint has been
+answered, the lab signals the client's process tree, as if the AWX job's pod died right there. The service's state is untouched: the request was fully handled and answered.
 
 Random faults draw from a random.Random seeded per service, so a test that sets `seed` gets the
 same sequence of faults for the same sequence of requests.
@@ -9,7 +11,10 @@ import random
 import re
 import threading
 
-OPTIONS = ("rate_429", "rate_503", "seed", "retry_after", "latency_ms", "jitter_ms", "consistency_window", "page_size", "fail_next")
+OPTIONS = ("rate_429", "rate_503", "seed", "retry_after", "latency_ms", "jitter_ms", "consistency_window", "page_size", "fail_next",
+           "kill_client")
+# Signals a kill_client rule may send: an AWX cancel (TERM), Ctrl-C (INT), a lost pod or host (KILL).
+KILL_SIGNALS = {"TERM": 15, "INT": 2, "KILL": 9}
 _UNSET = object()
 
 
@@ -40,6 +45,21 @@ def _check(options):
                 re.compile(rule.get("path_regex") or "")
             except re.error as exc:
                 raise FaultError("bad path_regex %r: %s" % (rule.get("path_regex"), exc)) from exc
+    kills = options.get("kill_client")
+    if kills is not None:
+        if not isinstance(kills, list):
+            raise FaultError("kill_client must be a list of rules")
+        for rule in kills:
+            if not isinstance(rule, dict) or not isinstance(rule.get("pid"), int) or rule["pid"] <= 1:
+                raise FaultError("each kill_client rule needs pid, the process id of the client to interrupt (> 1)")
+            if str(rule.get("signal", "KILL")).upper() not in KILL_SIGNALS:
+                raise FaultError("kill_client signal must be one of %s" % ", ".join(KILL_SIGNALS))
+            if int(rule.get("after", 1)) < 1:
+                raise FaultError("kill_client after must be at least 1")
+            try:
+                re.compile(rule.get("endpoint_regex") or "")
+            except re.error as exc:
+                raise FaultError("bad endpoint_regex %r: %s" % (rule.get("endpoint_regex"), exc)) from exc
 
 
 class Faults:
@@ -71,6 +91,10 @@ class Faults:
                 if name == "fail_next":
                     rules = [dict(rule, count=int(rule.get("count", 1))) for rule in value or []]
                     current["fail_next"] = current.get("fail_next", []) + rules
+                elif name == "kill_client":
+                    rules = [dict(rule, after=int(rule.get("after", 1)), seen=0, signal=str(rule.get("signal", "KILL")).upper())
+                             for rule in value or []]
+                    current["kill_client"] = current.get("kill_client", []) + rules
                 else:
                     current[name] = value
             if "seed" in options or service not in self._random:
@@ -148,6 +172,24 @@ class Faults:
         if draw < rate_429 + rate_503:
             return {"status": 503, "retry_after": _UNSET}
         return None
+
+    def kill_due(self, service, endpoint):
+        """[(pid, signal number)] of kill_client rules whose Nth matching request this one was.
+
+        `endpoint` is the request's counter template ("POST /v1.0/servicePrincipals",
+        "POST InvokeCommand Add-MailboxPermission"), so cmdlets are matched by name. A rule fires once;
+        it is then kept, marked fired, so a test can see where its client was stopped."""
+        due = []
+        with self._lock:
+            for key in (service, "*"):
+                for rule in self._settings.get(key, {}).get("kill_client") or []:
+                    if rule.get("fired") or not re.search(rule.get("endpoint_regex") or "", endpoint):
+                        continue
+                    rule["seen"] += 1
+                    if rule["seen"] >= rule["after"]:
+                        rule["fired"] = "%s %s" % (service, endpoint)
+                        due.append((rule["pid"], KILL_SIGNALS[rule["signal"]]))
+        return due
 
     def resolve_retry_after(self, service, fault):
         value = fault.get("retry_after", _UNSET)

@@ -303,10 +303,25 @@ class Lab:
             counted_method = service.counted_method(request)
         except Exception:  # noqa: BLE001 - counting must never break a response already sent
             counted_method = request.method
-        self.counters.record(service.name, counted_method, service.endpoint(request), response.status,
-                             directory=directory, faulted=faulted)
+        endpoint = service.endpoint(request)
+        self.counters.record(service.name, counted_method, endpoint, response.status, directory=directory, faulted=faulted)
         LOG.info("%s %s %s %s request-id=%s%s", service.name, request.method, _log_path(request), response.status,
                  request.request_id, " (fault)" if faulted else "")
+        if service.faultable:
+            self._kill_clients(service, endpoint)
+
+    def _kill_clients(self, service, endpoint):
+        """Interrupt a client after its request was answered and counted (kill_client rules): the process and all
+        its descendants, wherever they are. Ansible puts each fork in a session of its own, so signalling the
+        playbook's process group would leave a running module to finish its work, which no lost pod does."""
+        for pid, signum in self.faults.kill_due(service.name, endpoint):
+            tree = [pid] + _descendants(pid)
+            LOG.info("kill_client: signal %d to %d process(es) of %d after %s %s", signum, len(tree), pid, service.name, endpoint)
+            for member in tree:
+                try:
+                    os.kill(member, signum)
+                except OSError:  # already gone: nothing left to interrupt
+                    pass
 
     def _write(self, handler, request, response):
         handler.send_response(response.status)
@@ -401,6 +416,28 @@ class Lab:
         _atomic_write(os.path.join(self.state_dir, "lab.env"), "\n".join(lines) + "\n")
         # lab.json last: `start` waits for it, so everything else is in place when it appears.
         _atomic_write(os.path.join(self.state_dir, "lab.json"), json.dumps(self.info(), indent=2) + "\n")
+
+
+def _descendants(pid):
+    """Process ids of every descendant of `pid` (from /proc: the lab runs on Linux), children before grandchildren."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, encoding="utf-8", errors="replace") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        # The command name (field 2) may hold spaces and parentheses: the parent pid is the 2nd field after its ")".
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(0), []):
+            found.append(child)
+            queue.append(child)
+    return found
 
 
 def _shell_quote(value):
