@@ -174,11 +174,20 @@ class Transport:
                     continue
                 raise ServiceError(self.service, "no answer: %s" % _first_line(exc), method=method, url=url,
                                    hint="check that the endpoint URL is right and reachable from this host (timeout %ss)" % self.timeout[1])
-            if response.status_code in RETRY_STATUSES and attempt <= self.max_retries:
+            if self.should_retry(method, response.status_code) and attempt <= self.max_retries:
                 self.stats["retries"] += 1
                 self.sleep(backoff_delay(attempt, retry_after_seconds(response.headers.get("Retry-After")), cap=self.backoff_cap))
                 continue
             return response
+
+    @staticmethod
+    def should_retry(method, status):
+        """429 and 503 mean the service turned the request away before doing it: any method may be sent again.
+        A 504 is a gateway that gave up waiting, while the service may still have done the work: only a request
+        that cannot do it twice (an idempotent method) is repeated; a POST that creates would risk a duplicate."""
+        if status == 504:
+            return method in IDEMPOTENT_METHODS
+        return status in RETRY_STATUSES
 
     def request(self, method, path_or_url, expected=(200, 201, 202, 204), **kwargs):
         """Send with retries; raise ServiceError unless the status is expected."""
@@ -192,7 +201,11 @@ class Transport:
         if not request_id:
             request_id = next((response.headers.get(h) for h in REQUEST_ID_HEADERS if response.headers.get(h)), None)
         hint = None
-        if response.status_code in RETRY_STATUSES:
+        method = response.request.method if response.request else None
+        if response.status_code == 504 and method not in IDEMPOTENT_METHODS:
+            hint = ("the gateway timed out and the service may have done it all the same, so it was not sent again; "
+                    "run again: the task reads what exists before it creates anything")
+        elif response.status_code in RETRY_STATUSES:
             hint = "the service kept throttling after %d retries; run again later or with fewer forks" % self.max_retries
         return ServiceError(self.service, message or response.reason or "error", status=response.status_code, code=code,
                             request_id=request_id, details=details, method=response.request.method if response.request else None,
