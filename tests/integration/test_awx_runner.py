@@ -1,0 +1,338 @@
+# -*- coding: utf-8 -*-
+"""playbooks/site.yml run by ansible-runner as AWX runs a job, with the credentials injected as AWX injects them.
+
+Each job gets a private data directory laid out as AWX lays it out: project/ (the collection's checkout), inventory/
+(the lab fleet, as an AWX inventory holds it: no secrets), env/extravars (job template variables), env/envvars (the
+job's environment with what the credentials inject), env/settings, and the credentials' files in env/ (0600). What
+the credentials inject is rendered FROM extensions/awx/credential_types.yml, with Jinja's sandbox as AWX renders
+injectors, so the shipped definitions are what is tested.
+
+Job slicing: AWX deals the hosts of the name-sorted inventory round-robin into N slice jobs, each seeing only its
+hosts (groups and group variables stay). Sliced runs of a cold lab must end in the same lab state as one unsliced run.
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import glob
+import json
+import os
+import stat
+import sys
+import tempfile
+import threading
+
+import ansible_runner
+import pytest
+import yaml
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from test_site_fleet import DEPLOYMENTS, DIRECTORIES, TENANTS, directory_mailboxes
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NAMES = dict((tenant_id, name) for name, tenant_id in DIRECTORIES.items())
+# Environment variables AWX refuses in a credential type's env injector (awx/main/fields.py, CredentialTypeInjectorField).
+AWX_ENV_BLOCKLIST = {"VIRTUAL_ENV", "PATH", "PYTHONPATH", "JOB_ID", "INVENTORY_ID", "INVENTORY_SOURCE_ID",
+                     "INVENTORY_UPDATE_ID", "AD_HOC_COMMAND_ID", "REST_API_URL", "REST_API_TOKEN", "MAX_EVENT_RES",
+                     "CALLBACK_QUEUE", "CALLBACK_CONNECTION", "CACHE", "JOB_CALLBACK_DEBUG", "INVENTORY_HOSTVARS",
+                     "AWX_HOST", "PROJECT_REVISION", "SUPERVISOR_CONFIG_PATH"}
+
+
+def credential_types():
+    with open(os.path.join(REPO, "extensions", "awx", "credential_types.yml")) as handle:
+        return dict((t["name"], t) for t in yaml.safe_load(handle)["ceops_awx_credential_types"])
+
+
+class Namespace:
+    """AWX's `tower` template namespace: tower.filename.<name> for each file template."""
+
+
+def inject(credential_type, inputs, env_dir):
+    """What AWX does with one credential of `credential_type` (awx/main/models/credentials.py, inject_credential):
+    check the inputs against the type, render each file template into a 0600 file in env/, then the env templates
+    (tower.filename.<name> is the file's path). Returns the job's environment entries."""
+    fields = dict((f["id"], f) for f in credential_type["inputs"]["fields"])
+    assert set(inputs) <= set(fields), set(inputs) - set(fields)
+    assert set(credential_type["inputs"].get("required", [])) <= set(inputs)
+    sandbox = ImmutableSandboxedEnvironment()
+    namespace = dict(inputs)
+    tower = Namespace()
+    for label, template in credential_type["injectors"].get("file", {}).items():
+        handle, path = tempfile.mkstemp(dir=env_dir)
+        with os.fdopen(handle, "w") as out:
+            out.write(sandbox.from_string(template).render(**namespace))
+        os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+        if "." in label:
+            if not hasattr(tower, "filename"):
+                tower.filename = Namespace()
+            setattr(tower.filename, label.split(".", 1)[1], path)
+        else:
+            tower.filename = path
+    namespace["tower"] = tower
+    env = {}
+    for name, template in credential_type["injectors"].get("env", {}).items():
+        assert not name.startswith("ANSIBLE_") and name not in AWX_ENV_BLOCKLIST, name
+        env[name] = sandbox.from_string(template).render(**namespace)
+    assert not credential_type["injectors"].get("extra_vars"), "extra_vars injectors are not emulated here"
+    return env
+
+
+def awx_inventory(lab, hosts):
+    """The lab fleet as an AWX inventory holds it (literal values, no secrets), with only `hosts` in it: what a slice
+    job sees. Group variables stay: AWX keeps every group and its variables in a slice."""
+    with open(os.path.join(REPO, "inventories", "lab", "hosts.yml")) as handle:
+        inventory = yaml.safe_load(handle)
+    ms = lab.vars
+    deployments = inventory["all"]["children"]["ce_tenants"]["children"]
+    for group, body in deployments.items():
+        name = group.replace("ce_deployment_", "")
+        body["hosts"] = dict((h, v) for h, v in body["hosts"].items() if h in hosts)
+        body["vars"] = {"ce_deployment": name, "ce_url": ms["lab_ce_deployments"][name]["url"], "ce_ca_path": ms["lab_ca_path"]}
+    inventory["all"]["vars"] = {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "ms_endpoints": {"authority_host": ms["lab_authority_host"], "graph_endpoint": ms["lab_graph_endpoint"],
+                         "exchange_endpoint": ms["lab_exchange_endpoint"], "ca_path": ms["lab_ca_path"],
+                         "imap_host": ms["lab_imap"]["host"], "imap_port": ms["lab_imap"]["port"],
+                         "smtp_host": ms["lab_smtp"]["host"], "smtp_port": ms["lab_smtp"]["port"]}}
+    return inventory
+
+
+def credentials(lab):
+    """The job template's credentials, one per type: contoso and fabrikam in the fleet mapping, northwind's identity
+    (a certificate, as a file) in the one-directory type; emea in the Portals mapping, us in the one-Portal type."""
+    d, ce = lab.vars["lab_directories"], lab.vars["lab_ce_deployments"]
+    with open(d["northwind"]["automation_certificate_path"]) as handle:
+        northwind_pem = handle.read()
+    directories = dict((d[n]["tenant_id"], {"client_id": d[n]["automation_client_id"], "client_secret": d[n]["automation_client_secret"]})
+                       for n in ("contoso", "fabrikam"))
+    return [
+        ("CE Ops Microsoft directories", {"directories": yaml.safe_dump(directories)}),
+        ("CE Ops Microsoft automation identity", {"tenant_id": d["northwind"]["tenant_id"], "client_id": d["northwind"]["automation_client_id"],
+                                                  "client_certificate": northwind_pem}),
+        ("CE Ops CE Portals", {"portals": yaml.safe_dump({ce["emea"]["url"] + "/": {"token": ce["emea"]["admin_token"]}})}),
+        ("CE Ops CE Portal", {"ce_url": ce["us"]["url"], "ce_token": ce["us"]["admin_token"]}),
+    ]
+
+
+def secrets_of(lab):
+    """Every secret value a job is given: none may show in any job event or artifact."""
+    d, ce = lab.vars["lab_directories"], lab.vars["lab_ce_deployments"]
+    with open(d["northwind"]["automation_certificate_path"]) as handle:
+        key_line = next(line for line in handle.read().splitlines() if line and "-----" not in line)  # a line of the key
+    return [d["contoso"]["automation_client_secret"], d["fabrikam"]["automation_client_secret"], key_line,
+            ce["emea"]["admin_token"], ce["us"]["admin_token"]]
+
+
+def prepare_job(lab, base, job_id, hosts, extravars=None):
+    """A private data directory as AWX writes it for one job (or one slice job) of the site job template."""
+    job = os.path.join(str(base), "job-%d" % job_id)
+    for sub in ("env", "inventory"):
+        os.makedirs(os.path.join(job, sub))
+    os.symlink(REPO, os.path.join(job, "project"))  # AWX copies the project's checkout here
+    with open(os.path.join(job, "inventory", "hosts.yml"), "w") as handle:
+        yaml.safe_dump(awx_inventory(lab, hosts), handle)
+    types = credential_types()
+    envvars = {"JOB_ID": str(job_id), "AWX_HOST": "https://awx.example.com", "PROJECT_REVISION": "lab",
+               # The collection as the project's execution environment has it (root conftest.py's symlink tree).
+               "ANSIBLE_COLLECTIONS_PATH": os.environ["ANSIBLE_COLLECTIONS_PATH"],
+               "CEOPS_TOKEN_CACHE_DIR": os.path.join(job, "tokens"), "ANSIBLE_NOCOLOR": "1"}
+    for type_name, inputs in credentials(lab):
+        envvars.update(inject(types[type_name], inputs, os.path.join(job, "env")))
+    with open(os.path.join(job, "env", "envvars"), "w") as handle:
+        yaml.safe_dump(envvars, handle)
+    with open(os.path.join(job, "env", "extravars"), "w") as handle:
+        yaml.safe_dump(dict({"ce_email_oauth_batch_update_poll_interval": 0.5}, **(extravars or {})), handle)
+    with open(os.path.join(job, "env", "settings"), "w") as handle:
+        yaml.safe_dump({"job_timeout": 600, "idle_timeout": 300, "suppress_ansible_output": True}, handle)
+    return job
+
+
+def run_job(job):
+    return ansible_runner.run(private_data_dir=job, playbook="playbooks/site.yml", ident="1", forks=10, quiet=True)
+
+
+def events(job):
+    found = []
+    for path in glob.glob(os.path.join(job, "artifacts", "1", "job_events", "*.json")):
+        with open(path) as handle:
+            found.append(json.load(handle))
+    return sorted(found, key=lambda e: e["counter"])
+
+
+def host_results(job_events):
+    """{host: {event name: count}} of the runner_on_* events."""
+    results = {}
+    for event in job_events:
+        host = event.get("event_data", {}).get("host")
+        if host and event["event"].startswith("runner_on_"):
+            results.setdefault(host, {}).setdefault(event["event"], 0)
+            results[host][event["event"]] += 1
+    return results
+
+
+def summary_lines(job_events):
+    event = next(e for e in job_events if e["event"] == "runner_on_ok"
+                 and e["event_data"].get("task") == "Show what every CE tenant got, and why any failed")
+    return event["event_data"]["res"]["msg"]
+
+
+def slices(count):
+    """AWX's slices: the hosts sorted by name, dealt round-robin (Inventory.get_sliced_hosts)."""
+    ordered = sorted(TENANTS)
+    return [ordered[i::count] for i in range(count)]
+
+
+def fleet_state(lab):
+    """The lab's state, with ids that differ between runs replaced by what they stand for."""
+    state = {}
+    app_names = {}
+    for name, tenant_id in DIRECTORIES.items():
+        directory = lab.directory_state(name)
+        apps = [a for a in directory["applications"] if a["displayName"] != "ceops automation"]
+        app_names.update((a["appId"], name) for a in apps)
+        app_ids = set(a["appId"] for a in apps)
+        sps = [s for s in directory["servicePrincipals"] if s["appId"] in app_ids]
+        sp_ids = set(s["id"] for s in sps)
+        exchange = lab.exchange_state(name)
+        exo_sps = [s for s in exchange["service_principals"] if s["AppId"] in app_ids]
+        state[name] = {
+            "apps": sorted((a["displayName"], a["uniqueName"], tuple(sorted(p["displayName"] for p in a["passwordCredentials"])),
+                            tuple(sorted(r["id"] for access in a["requiredResourceAccess"] for r in access["resourceAccess"])))
+                           for a in apps),
+            "service_principals": len(sps),
+            "consents": sorted(a["appRoleId"] for a in directory["appRoleAssignments"] if a["principalId"] in sp_ids),
+            "exchange_service_principals": len(exo_sps),
+            "full_access": sorted(m["PrimarySmtpAddress"].lower() for m in exchange["mailboxes"]
+                                  if any(p["User"] in sp_ids and "FullAccess" in p["AccessRights"] for p in m["permissions"])),
+        }
+    for deployment in DEPLOYMENTS:
+        ce = lab.ce_state(deployment)
+        assert ce["pending"]["pending"] is False, (deployment, ce["pending"])
+        gateways = dict((g["id"], g["name"]) for g in ce["applied"]["email_gateways"])
+        tenants = {}
+        for tenant, body in ce["applied"]["tenants"].items():
+            settings = dict((s["id"], s) for s in body["oauth_settings"])
+            tenants[tenant] = {
+                "oauth_settings": sorted((s["name"], app_names.get(s["client_id"], s["client_id"]), s["client_secret_set"])
+                                         for s in body["oauth_settings"]),
+                "email_connections": sorted((c["name"], gateways[c["gateway_id"]], settings.get(c["oauth_settings_id"], {}).get("name"),
+                                             c["use_oauth_receive"], c["use_oauth_send"]) for c in body["email_connections"]),
+            }
+        state[deployment] = {"gateways": sorted(gateways.values()), "tenants": tenants}
+    return state
+
+
+def logins_ok(lab):
+    return set((e["service"], e["mailbox"].lower()) for e in lab.mail_logins() if e["outcome"] == "ok")
+
+
+def expected_logins():
+    return set(("imap", m.lower()) for t in TENANTS.values() for m in t["ce_mailboxes"]) | \
+        set(("smtp", m.lower()) for t in TENANTS.values() if t.get("ce_send_with_oauth") for m in t["ce_mailboxes"])
+
+
+@pytest.fixture(scope="module")
+def unsliced(lab, tmp_path_factory):
+    """One cold run of the site job template on the whole fleet; the lab's state after it."""
+    lab.reset()
+    job = prepare_job(lab, tmp_path_factory.mktemp("awx"), 1, list(TENANTS))
+    runner = run_job(job)
+    run = {"job": job, "runner": runner, "events": events(job), "state": fleet_state(lab), "logins": logins_ok(lab),
+           "counters": lab.ce_counters()}
+    return run
+
+
+def test_the_site_job_template_converges_the_fleet_with_awx_injected_credentials(lab, unsliced):
+    runner, job_events = unsliced["runner"], unsliced["events"]
+    assert (runner.rc, runner.status) == (0, "successful"), "".join(e.get("stdout", "") for e in job_events)[-4000:]
+    results = host_results(job_events)
+    assert set(results) == set(TENANTS) | {"localhost"}
+    assert all("runner_on_failed" not in r for r in results.values()), results
+    stats = next(e for e in job_events if e["event"] == "playbook_on_stats")["event_data"]
+    assert stats["failures"] == {} and stats["dark"] == {} and set(stats["ok"]) == set(TENANTS) | {"localhost"}
+    lines = summary_lines(job_events)
+    for host, tenant in TENANTS.items():
+        n = len(tenant["ce_mailboxes"])
+        line = next(line for line in lines if line.split()[0] == host)
+        assert " ok " in line and "FullAccess %d/%d" % (n, n) in line and line.endswith("logins %d/%d ok" % (n, n)), line
+
+    # The lab: one app per directory with one secret per CE tenant, registered in Exchange with FullAccess on exactly
+    # its CE tenants' mailboxes; every CE tenant configured and applied, and every mailbox logged in as CE will.
+    state = unsliced["state"]
+    for name, tenant_id in DIRECTORIES.items():
+        hosts = sorted(h for h, t in TENANTS.items() if t["ms_tenant_id"] == tenant_id)
+        (app,) = state[name]["apps"]
+        assert app[:3] == ("CE Email", "ce-email", tuple(sorted("CE mailbox access (%s)" % h for h in hosts))), app
+        assert state[name]["service_principals"] == 1 and state[name]["exchange_service_principals"] == 1
+        assert len(state[name]["consents"]) == len(app[3])
+        assert state[name]["full_access"] == directory_mailboxes(tenant_id)
+    for deployment, hosts in DEPLOYMENTS.items():
+        assert state[deployment]["gateways"] == ["Exchange Online"]
+        for host in hosts:
+            tenant = state[deployment]["tenants"][host]
+            assert tenant["oauth_settings"] == [("Exchange Online OAuth", NAMES[TENANTS[host]["ms_tenant_id"]], True)]
+            assert tenant["email_connections"] == [("Exchange Online", "Exchange Online", "Exchange Online OAuth", True,
+                                                    bool(TENANTS[host].get("ce_send_with_oauth")))]
+        assert unsliced["counters"][deployment]["batch_updates"] == 1
+    assert unsliced["logins"] == expected_logins()
+
+
+def test_no_injected_secret_shows_in_any_job_event_or_artifact(lab, unsliced):
+    job = unsliced["job"]
+    artifacts = [p for p in glob.glob(os.path.join(job, "artifacts", "**"), recursive=True) if os.path.isfile(p)]
+    assert any("job_events" in p for p in artifacts)
+    for path in artifacts:
+        with open(path, errors="replace") as handle:
+            text = handle.read()
+        for secret in secrets_of(lab):
+            assert secret not in text, path
+        assert "secretText" not in text, path
+    # The credentials' files are the job's own (AWX removes the private data directory after the job).
+    injected = [p for p in glob.glob(os.path.join(job, "env", "tmp*"))]
+    assert len(injected) == 7 and all(stat.S_IMODE(os.stat(p).st_mode) == 0o600 for p in injected)
+
+
+@pytest.mark.parametrize("count", [3])
+def test_sliced_runs_end_in_the_state_of_one_unsliced_run(lab, unsliced, tmp_path, count):
+    """A cold lab, then the site job template with job_slice_count=3, the slices one after another. Each slice does
+    the directory's and the deployment's work for its own CE tenants; the end state is the unsliced run's."""
+    assert unsliced["runner"].rc == 0
+    lab.reset()
+    parts = slices(count)
+    # Every directory and deployment is split across slices: each slice must find and extend the others' work.
+    assert all(len(set(i for i, hosts in enumerate(parts) for h in hosts if TENANTS[h]["ms_tenant_id"] == t)) > 1
+               for t in (DIRECTORIES["contoso"], DIRECTORIES["fabrikam"]))
+    for number, hosts in enumerate(parts, 1):
+        job = prepare_job(lab, tmp_path, 10 + number, hosts)
+        runner = run_job(job)
+        job_events = events(job)
+        assert (runner.rc, runner.status) == (0, "successful"), "".join(e.get("stdout", "") for e in job_events)[-4000:]
+        assert set(host_results(job_events)) == set(hosts) | {"localhost"}
+    assert fleet_state(lab) == unsliced["state"]
+    assert logins_ok(lab) == expected_logins()
+    # A batch update per slice that changed a deployment at most, never two from one slice.
+    for deployment, hosts in DEPLOYMENTS.items():
+        with_hosts = sum(1 for part in parts if set(part) & set(hosts))
+        assert 1 <= lab.ce_counters(deployment)["batch_updates"] <= with_hosts
+
+
+def test_slices_running_at_the_same_time_end_in_the_same_state(lab, unsliced, tmp_path):
+    """AWX starts slice jobs at once when capacity allows: two slices on a cold lab, concurrently."""
+    lab.reset()
+    jobs = [prepare_job(lab, tmp_path, 20 + n, hosts) for n, hosts in enumerate(slices(2), 1)]
+    runners = [None, None]
+    barrier = threading.Barrier(2)
+
+    def start(index):
+        barrier.wait()
+        runners[index] = run_job(jobs[index])
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(600)
+    for job, runner in zip(jobs, runners):
+        assert (runner.rc, runner.status) == (0, "successful"), "".join(e.get("stdout", "") for e in events(job))[-4000:]
+    assert fleet_state(lab) == unsliced["state"]
+    assert logins_ok(lab) == expected_logins()
