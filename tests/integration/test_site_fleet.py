@@ -215,12 +215,16 @@ def token_requests(lab):
     return counted
 
 
-def expected_tokens(lab, apps):
-    """One per (directory, client, resource): the automation identity for Graph and Exchange, CE's app for the logins."""
+def expected_tokens(lab, apps, own_secrets=False):
+    """One per (directory, client, resource): the automation identity for Graph and Exchange, CE's app for the logins.
+
+    With ``own_secrets`` (the run that made them), each CE tenant proves its logins with its own secret: a token each.
+    """
     expected = {}
     for name, tenant_id in DIRECTORIES.items():
         automation = lab.vars["lab_directories"][name]["automation_client_id"]
-        expected.update({(name, automation, GRAPH): 1, (name, automation, EXCHANGE): 1, (name, apps[tenant_id]["app_id"], EXCHANGE): 1})
+        logins = len([t for t in TENANTS.values() if t["ms_tenant_id"] == tenant_id]) if own_secrets else 1
+        expected.update({(name, automation, GRAPH): 1, (name, automation, EXCHANGE): 1, (name, apps[tenant_id]["app_id"], EXCHANGE): logins})
     return expected
 
 
@@ -249,15 +253,20 @@ def test_a_cold_converge_does_each_directorys_and_deployments_work_once(fleet):
 
     graph = counters["services"]["graph"]["writes"]
     assert graph["PATCH /v1.0/applications(uniqueName={uniqueName})"] == 3  # the upsert that creates the app
-    assert graph["POST /v1.0/servicePrincipals"] == 3 and graph["POST /v1.0/applications/{id}/addPassword"] == 3
+    # One app per directory, one client secret per CE tenant.
+    assert graph["POST /v1.0/servicePrincipals"] == 3 and graph["POST /v1.0/applications/{id}/addPassword"] == len(TENANTS)
     exchange = counters["services"]["exchange"]["writes"]
     assert exchange["POST InvokeCommand New-ServicePrincipal"] == 3
     assert exchange["POST InvokeCommand Add-MailboxPermission"] == sum(len(directory_mailboxes(t)) for t in DIRECTORIES.values())
     for name, tenant_id in DIRECTORIES.items():
         per = counters["directories"][tenant_id]
-        # One app (create, service principal, one consent per permission, one secret); northwind's hooli sends with OAuth.
+        # One app (create, service principal, one consent per permission), one secret per CE tenant; northwind's hooli sends
+        # with OAuth.
         permissions = 3 if name == "northwind" else 2
-        assert per["graph"]["writes"] == 3 + permissions, (name, per)
+        ce_tenants = [host for host, tenant in TENANTS.items() if tenant["ms_tenant_id"] == tenant_id]
+        assert per["graph"]["writes"] == 2 + permissions + len(ce_tenants), (name, per)
+        app = next(a for a in fleet.lab.state("graph")["directories"][name]["applications"] if a.get("uniqueName") == "ce-email")
+        assert sorted(c["displayName"] for c in app["passwordCredentials"]) == sorted("CE mailbox access (%s)" % h for h in ce_tenants)
         # One New-ServicePrincipal and one Add-MailboxPermission per distinct mailbox of the directory's CE tenants.
         assert per["exchange"]["writes"] == 1 + len(directory_mailboxes(tenant_id)), (name, per)
         state = fleet.lab.exchange_state(name)
@@ -266,7 +275,7 @@ def test_a_cold_converge_does_each_directorys_and_deployments_work_once(fleet):
         granted = sorted(m["PrimarySmtpAddress"].lower() for m in state["mailboxes"]
                          if any(p["User"] == sp_ids[0] and "FullAccess" in p["AccessRights"] for p in m["permissions"]))
         assert granted == directory_mailboxes(tenant_id)
-    assert fleet.cold_tokens == expected_tokens(fleet.lab, apps)
+    assert fleet.cold_tokens == expected_tokens(fleet.lab, apps, own_secrets=True)
 
     for deployment, tenants in DEPLOYMENTS.items():
         ce = fleet.cold_ce[deployment]
@@ -274,7 +283,7 @@ def test_a_cold_converge_does_each_directorys_and_deployments_work_once(fleet):
         assert sorted(ce["tenants"]) == sorted(tenants) and all(t["writes"] == 2 for t in ce["tenants"].values())
         assert fleet.lab.ce_state(deployment)["pending"]["pending"] is False
     # The leaders did the work: the first CE tenant (sorted) of each directory and of each deployment.
-    assert set(h for t, h in changed(result.stdout) if t == "Register CE's app, its permissions, admin consent and client secret") == \
+    assert set(h for t, h in changed(result.stdout) if t == "Register CE's app, its permissions, admin consent and client secrets") == \
         {"acme", "initech", "hooli"}
     assert set(h for t, h in changed(result.stdout) if t == "Apply the deployment's pending configuration with one batch update") == \
         {"acme", "hooli"}
@@ -344,7 +353,7 @@ def test_check_mode_reports_exactly_the_drift_made_by_hand_then_a_run_repairs_it
     checked = fleet.run("site.yml", "--check", "--diff")
     assert writes(lab) == {}, lab.counters()["services"]
     assert changed(checked.stdout) == {
-        ("Register CE's app, its permissions, admin consent and client secret", "acme"),
+        ("Register CE's app, its permissions, admin consent and client secrets", "acme"),
         ("Give CE's app access to the mailboxes of the directory's CE tenants", "initech"),
         ("Make sure the CE tenant's email connection uses them", "globex"),
         ("Apply the deployment's pending configuration with one batch update", "acme"),
@@ -391,7 +400,7 @@ def test_verify_names_each_broken_link_in_the_summary(fleet):
         "displayName": "CE Email, last year", "startDateTime": (now - datetime.timedelta(days=366)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "endDateTime": (now - datetime.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}})
     contoso_app = fleet.graph("contoso", "GET", "/applications(appId='%s')" % apps[DIRECTORIES["contoso"]]["app_id"])
-    key_id = next(c["keyId"] for c in contoso_app["passwordCredentials"] if c["displayName"] == "CE mailbox access")
+    key_id = next(c["keyId"] for c in contoso_app["passwordCredentials"] if c["displayName"] == "CE mailbox access (globex)")
     host_vars = {"globex": {"mailbox_oauth_verify_client_secret": key_id},
                  "stark": {"mailbox_oauth_verify_client_secret": expired["secretText"]}}
     lab.reset_counters()
