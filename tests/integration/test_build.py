@@ -34,13 +34,11 @@ def working_tree_files(*tops):
     return found
 
 
-def isolated_env(collections_path, **extra):
+def isolated_env(collections_path):
     """Ansible sees only the collections under collections_path: not the working tree (which the root conftest exports),
     not ~/.ansible/collections, not a copy somewhere on sys.path."""
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_path), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false",
-               ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_LOCALHOST_WARNING="false")
-    env.update(extra)
-    return env
+    return dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_path), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false",
+                ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_LOCALHOST_WARNING="false")
 
 
 @pytest.fixture(scope="module")
