@@ -123,7 +123,7 @@ def secrets_of(lab):
             ce["emea"]["admin_token"], ce["us"]["admin_token"]]
 
 
-def prepare_job(lab, base, job_id, hosts, extravars=None):
+def prepare_job(lab, base, job_id, hosts, extravars=None, job_credentials=None):
     """A private data directory as AWX writes it for one job (or one slice job) of the site job template."""
     job = os.path.join(str(base), "job-%d" % job_id)
     for sub in ("env", "inventory"):
@@ -136,7 +136,7 @@ def prepare_job(lab, base, job_id, hosts, extravars=None):
                # The collection as the project's execution environment has it (root conftest.py's symlink tree).
                "ANSIBLE_COLLECTIONS_PATH": os.environ["ANSIBLE_COLLECTIONS_PATH"],
                "CEOPS_TOKEN_CACHE_DIR": os.path.join(job, "tokens"), "ANSIBLE_NOCOLOR": "1"}
-    for type_name, inputs in credentials(lab):
+    for type_name, inputs in job_credentials or credentials(lab):
         envvars.update(inject(types[type_name], inputs, os.path.join(job, "env")))
     with open(os.path.join(job, "env", "envvars"), "w") as handle:
         yaml.safe_dump(envvars, handle)
@@ -147,8 +147,8 @@ def prepare_job(lab, base, job_id, hosts, extravars=None):
     return job
 
 
-def run_job(job):
-    return ansible_runner.run(private_data_dir=job, playbook="playbooks/site.yml", ident="1", forks=10, quiet=True)
+def run_job(job, playbook="playbooks/site.yml", cmdline=None):
+    return ansible_runner.run(private_data_dir=job, playbook=playbook, ident="1", forks=10, quiet=True, cmdline=cmdline)
 
 
 def events(job):
@@ -336,3 +336,21 @@ def test_slices_running_at_the_same_time_end_in_the_same_state(lab, unsliced, tm
         assert (runner.rc, runner.status) == (0, "successful"), "".join(e.get("stdout", "") for e in events(job))[-4000:]
     assert fleet_state(lab) == unsliced["state"]
     assert logins_ok(lab) == expected_logins()
+
+
+def test_a_ce_tenant_whose_portal_has_no_credential_fails_naming_the_portal(lab, tmp_path):
+    """The job's CE Portals credential has the emea Portal only: hooli (us) fails before anything is sent, saying
+    which Portal lacks a credential; acme goes on. The CE part in check mode, so nothing is written either way."""
+    ce = lab.vars["lab_ce_deployments"]
+    job_credentials = [entry for entry in credentials(lab) if entry[0] != "CE Ops CE Portal"]
+    job = prepare_job(lab, tmp_path, 30, ["acme", "hooli"], job_credentials=job_credentials)
+    lab.reset_counters()
+    runner = run_job(job, playbook="playbooks/ce.yml", cmdline="--check")
+    job_events = events(job)
+    assert runner.rc != 0
+    results = host_results(job_events)
+    assert "runner_on_failed" not in results["acme"] and "runner_on_failed" in results["hooli"], results
+    failure = next(e["event_data"]["res"]["msg"] for e in job_events if e["event"] == "runner_on_failed"
+                   and e["event_data"]["task"] == "Fail this CE tenant")
+    assert "CE tenant hooli" in failure and ce["us"]["url"] in failure and "Add an entry keyed by exactly that URL" in failure, failure
+    assert lab.ce_counters("us")["requests"] == 0 and lab.ce_counters("emea")["writes"] == 0
