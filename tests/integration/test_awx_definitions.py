@@ -26,6 +26,8 @@ BIN = os.path.dirname(sys.executable)
 # The `ansible` release whose bundled awx.awx is checked against (awx.awx 24.6.1).
 ANSIBLE_PACKAGE = "ansible==11.13.0"
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "ceops-exchange-oauth", "awx-collection", ANSIBLE_PACKAGE.split("==")[1])
+# How AWX finds a project's playbooks (awx/main/utils/ansible.py, could_be_playbook): a job template may only run those.
+AWX_PLAYBOOK_LINE = re.compile(r"^\s*?-?\s*?(?:hosts|include|import_playbook):\s*?.*?$")
 # AWX's survey question types (awx/main/models/mixins.py SurveyJobTemplateMixin).
 SURVEY_TYPES = {"text", "textarea", "password", "integer", "float", "multiplechoice", "multiselect"}
 
@@ -71,6 +73,8 @@ def test_job_templates_take_known_credential_types_and_existing_playbooks_and_su
     known = set(t["name"] for t in CREDENTIAL_TYPES) | {"Vault"}
     for template in JOB_TEMPLATES:
         assert os.path.isfile(os.path.join(REPO, template["playbook"])), template["name"]
+        with open(os.path.join(REPO, template["playbook"])) as handle:
+            assert any(AWX_PLAYBOOK_LINE.match(line) for line in handle), "AWX would not list %s" % template["playbook"]
         assert template["job_type"] in ("run", "check")
         assert set(template["credential_types"]) <= known, template["name"]
         if "survey" in template:
