@@ -8,7 +8,9 @@ with `roles` = the app roles assigned to its service principal on the requested 
 
 import base64
 import binascii
+import collections
 import datetime
+import hashlib
 import re
 import time
 import uuid
@@ -36,8 +38,20 @@ class AadstsError(Exception):
         self.text = text
 
 
+ISSUED_LOG_SIZE = 5000  # the last access tokens issued, as digests
+
+
 class EntraService(Service):
     name = "login"
+
+    def __init__(self, lab):
+        super().__init__(lab)
+        # Digests of the tokens issued (never the tokens): a test finding a JWT in some output can tell whether this lab
+        # issued it, i.e. whether a live credential leaked.
+        self._issued = collections.deque(maxlen=ISSUED_LOG_SIZE)
+
+    def reset(self):
+        self._issued.clear()
 
     # ----- plumbing ------------------------------------------------------------------------------
     def ansible_vars(self):
@@ -214,6 +228,8 @@ class EntraService(Service):
                                           visible=lambda a: not self.lab.is_fresh(a, directory, self.name))
             token, claims = tokens.issue(self.lab, directory, app, service_principal, audience, appidacr, roles)
         self.lab.counters.record_token(directory.tenant_id, app["appId"], audience)
+        self._issued.append({"sha256": hashlib.sha256(token.encode("ascii")).hexdigest(), "tid": directory.tenant_id,
+                             "appid": app["appId"], "aud": audience, "exp": claims["exp"]})
         return Response.json(200, {"token_type": "Bearer", "expires_in": tokens.LIFETIME, "ext_expires_in": tokens.LIFETIME,
                                    "access_token": token},
                              headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache", "x-ms-request-id": request.request_id})
@@ -299,10 +315,12 @@ class EntraService(Service):
                               "time of assertion %s. %s" % (_stamp(moment), _stamp(nbf), _stamp(exp), _ASSERTION_DOC))
 
     def snapshot(self):
-        """Who can get tokens: per directory, each application with its credential metadata."""
+        """Who can get tokens: per directory, each application with its credential metadata; and the SHA-256 digests
+        of the access tokens issued since the last reset ("issued_tokens": [{sha256, tid, appid, aud, exp}])."""
         world = self.lab.world
         with world.lock:
-            result = {"signing_key": {"kid": self.lab.signing.thumbprints["x5t"]}, "directories": {}}
+            result = {"signing_key": {"kid": self.lab.signing.thumbprints["x5t"]}, "directories": {},
+                      "issued_tokens": list(self._issued)}
             for directory in world.directories.values():
                 clients = []
                 for app in directory.applications.values():
