@@ -157,6 +157,13 @@ class LabAdmin:
         rule = {"pid": int(pid), "endpoint_regex": endpoint_regex, "after": int(after), "signal": signal}
         return self.set_faults(service, kill_client=[rule])
 
+    def barrier(self, endpoint_regex, parties=2, timeout=60, service="*"):
+        """Hold the first `parties` requests whose counter endpoint matches until all have arrived (or `timeout`
+        seconds passed): two clients then do that step at the same moment. faults()[service]["barrier"] says
+        whether it was met (True), timed out (False) or still waits for parties (None)."""
+        rule = {"endpoint_regex": endpoint_regex, "parties": int(parties), "timeout": timeout}
+        return self.set_faults(service, barrier=[rule])
+
     def directories(self):
         return self._call("GET", "/directories")["value"]
 

@@ -2,6 +2,8 @@
 consistency window, per service or for all ("*"), plus deterministic one-shot failures, and
 interruptions of the client (kill_client): when the Nth request matching an endpoint has been
 answered, the lab signals the client's process tree, as if the AWX job's pod died right there. The service's state is untouched: the request was fully handled and answered.
+A barrier holds the first `parties` requests matching an endpoint until all of them have arrived (or a
+timeout passed), so two clients are at the same step at the same time: latency, nothing else.
 
 Random faults draw from a random.Random seeded per service, so a test that sets `seed` gets the
 same sequence of faults for the same sequence of requests.
@@ -12,7 +14,7 @@ import re
 import threading
 
 OPTIONS = ("rate_429", "rate_503", "seed", "retry_after", "latency_ms", "jitter_ms", "consistency_window", "page_size", "fail_next",
-           "kill_client")
+           "kill_client", "barrier")
 # Signals a kill_client rule may send: an AWX cancel (TERM), Ctrl-C (INT), a lost pod or host (KILL).
 KILL_SIGNALS = {"TERM": 15, "INT": 2, "KILL": 9}
 _UNSET = object()
@@ -45,6 +47,8 @@ def _check(options):
                 re.compile(rule.get("path_regex") or "")
             except re.error as exc:
                 raise FaultError("bad path_regex %r: %s" % (rule.get("path_regex"), exc)) from exc
+    if options.get("barrier") is not None:
+        _check_barriers(options["barrier"])
     kills = options.get("kill_client")
     if kills is not None:
         if not isinstance(kills, list):
@@ -62,6 +66,20 @@ def _check(options):
                 raise FaultError("bad endpoint_regex %r: %s" % (rule.get("endpoint_regex"), exc)) from exc
 
 
+def _check_barriers(rules):
+    if not isinstance(rules, list):
+        raise FaultError("barrier must be a list of rules")
+    for rule in rules:
+        if not isinstance(rule, dict) or int(rule.get("parties", 2)) < 2:
+            raise FaultError("each barrier rule needs parties >= 2")
+        if not 0 < float(rule.get("timeout", 60)) <= 600:
+            raise FaultError("barrier timeout must be between 0 and 600 seconds")
+        try:
+            re.compile(rule.get("endpoint_regex") or "")
+        except re.error as exc:
+            raise FaultError("bad endpoint_regex %r: %s" % (rule.get("endpoint_regex"), exc)) from exc
+
+
 class Faults:
     """Per-service fault settings. `defaults` are the start options (--latency-ms,
     --consistency-window): clear() returns to them, not to zero."""
@@ -71,6 +89,7 @@ class Faults:
         self._defaults = dict(defaults or {})
         self._settings = {}
         self._random = {}
+        self._barrier_changed = threading.Condition(self._lock)
         self.clear()
 
     def clear(self, service=None):
@@ -91,6 +110,10 @@ class Faults:
                 if name == "fail_next":
                     rules = [dict(rule, count=int(rule.get("count", 1))) for rule in value or []]
                     current["fail_next"] = current.get("fail_next", []) + rules
+                elif name == "barrier":
+                    rules = [{"endpoint_regex": rule.get("endpoint_regex") or "", "parties": int(rule.get("parties", 2)),
+                              "timeout": float(rule.get("timeout", 60)), "arrived": 0, "met": None} for rule in value or []]
+                    current["barrier"] = current.get("barrier", []) + rules
                 elif name == "kill_client":
                     rules = [dict(rule, after=int(rule.get("after", 1)), seen=0, signal=str(rule.get("signal", "KILL")).upper())
                              for rule in value or []]
@@ -190,6 +213,24 @@ class Faults:
                         rule["fired"] = "%s %s" % (service, endpoint)
                         due.append((rule["pid"], KILL_SIGNALS[rule["signal"]]))
         return due
+
+    def wait_at_barrier(self, service, endpoint):
+        """Hold this request while a barrier it matches waits for more parties; True when one held it."""
+        with self._lock:
+            rule = next((r for key in (service, "*") for r in self._settings.get(key, {}).get("barrier") or []
+                         if r["met"] is None and re.search(r["endpoint_regex"], endpoint)), None)
+            if rule is None:
+                return False
+            rule["arrived"] += 1
+            if rule["arrived"] >= rule["parties"]:
+                rule["met"] = True
+                self._barrier_changed.notify_all()
+                return True
+            condition = self._barrier_changed
+            if not condition.wait_for(lambda: rule["met"] is not None, timeout=rule["timeout"]):
+                rule["met"] = False  # the others never came: let every held request go, and say so
+                condition.notify_all()
+            return True
 
     def resolve_retry_after(self, service, fault):
         value = fault.get("retry_after", _UNSET)

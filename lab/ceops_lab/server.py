@@ -277,6 +277,7 @@ class Lab:
         faulted = False
         response = None
         if service.faultable:
+            self.faults.wait_at_barrier(service.name, service.endpoint(request))
             delay = self.faults.latency_seconds(service.name)
             if delay:
                 time.sleep(delay)

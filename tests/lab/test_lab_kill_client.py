@@ -1,4 +1,5 @@
-"""kill_client: the lab interrupts a client's whole process tree right after answering its Nth matching request."""
+"""kill_client: the lab interrupts a client's whole process tree right after answering its Nth matching request;
+barrier: the lab holds requests until several clients are at the same step."""
 
 import os
 import subprocess
@@ -63,3 +64,27 @@ def test_kill_client_rules_are_checked(fresh_lab):
         with pytest.raises(LabError):
             fresh_lab.set_faults("*", kill_client=[rule])
     assert "kill_client" not in fresh_lab.faults().get("*", {})
+
+
+def test_a_barrier_holds_requests_until_all_parties_have_arrived(graph, fresh_lab):
+    """Two clients at the same step at the same moment: the first matching request waits for the second."""
+    import threading
+
+    fresh_lab.barrier(r"^GET /v1.0/applications$", parties=2, timeout=30)
+    first = {}
+    waiting = threading.Thread(target=lambda: first.update(status=graph.get("/applications").status_code))
+    waiting.start()
+    wait_until(lambda: fresh_lab.faults()["*"]["barrier"][0]["arrived"] == 1)
+    assert graph.get("/servicePrincipals").status_code == 200  # other requests are not held
+    assert waiting.is_alive() and "status" not in first
+    assert graph.get("/applications").status_code == 200  # the second party releases both
+    waiting.join(10)
+    assert first == {"status": 200} and fresh_lab.faults()["*"]["barrier"][0]["met"] is True
+
+
+def test_a_barrier_that_is_never_met_lets_go_and_says_so(graph, fresh_lab):
+    fresh_lab.barrier(r"^GET /v1.0/applications$", parties=2, timeout=0.5)
+    assert graph.get("/applications").status_code == 200
+    assert fresh_lab.faults()["*"]["barrier"][0]["met"] is False
+    with pytest.raises(LabError):
+        fresh_lab.barrier("x", parties=1)
