@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import pstats
+import re
 import shutil
 import sys
 import tempfile
@@ -229,8 +230,13 @@ def slowest(records, count=5):
     return [{"task": r["task"], "host": r["host"], "module": r["action"], "seconds": r["seconds"]} for r in modules]
 
 
+# Frames every module process has around the module's own work: left out of the profile's top list.
+WRAPPER_FRAMES = ("<frozen runpy>", "<built-in method builtins.exec>", "AnsiballZ_", "_ansiballz/_loader.py", "<frozen importlib")
+
+
 def profile_summary(profile_dir, top=15):
-    """The slowest profiled module process: its total time and its top functions by cumulative time."""
+    """The slowest profiled module process: its total time, the time it spent importing, and its top functions by
+    cumulative time (without the wrapper frames)."""
     best = None
     for name in os.listdir(profile_dir):
         stats = pstats.Stats(os.path.join(profile_dir, name))
@@ -239,18 +245,24 @@ def profile_summary(profile_dir, top=15):
     if best is None:
         return None
     name, stats = best
-    rows = []
+    rows, imports = [], 0.0
     for (filename, line, function), (_, calls, own, cumulative, _) in stats.stats.items():
-        rows.append((cumulative, own, calls, "%s:%d(%s)" % (filename.replace(REPO + "/", ""), line, function)))
+        # Module code runs from the AnsiballZ payload zip: name it by its path inside the zip.
+        label = "%s:%d(%s)" % (re.sub(r"^.*_payload\.zip/", "", filename.replace(REPO + "/", "")), line, function)
+        if filename == "<frozen importlib._bootstrap>" and function == "_find_and_load":
+            imports = max(imports, cumulative)  # recursive: cProfile's cumulative counts the outermost calls only
+        if not any(frame in label for frame in WRAPPER_FRAMES):
+            rows.append((cumulative, own, calls, label))
     rows.sort(reverse=True)
-    return {"process": name.rsplit("-", 1)[0], "profiled_seconds": round(stats.total_tt, 3),
+    return {"process": name.rsplit("-", 1)[0], "profiled_seconds": round(stats.total_tt, 3), "import_seconds": round(imports, 3),
             "top_cumulative": [{"cumulative_s": round(c, 3), "own_s": round(o, 3), "calls": n, "function": f} for c, o, n, f in rows[:top]]}
 
 
 # ----- one fleet -------------------------------------------------------------------------------------------
 class FleetRun:
-    def __init__(self, tenants, work, forks, latency=True, log=print):
+    def __init__(self, tenants, work, forks, latency=True, log=print, extra_args=()):
         self.shape = fleet_shape(tenants)
+        self.extra_args = list(extra_args)
         self.work = os.path.join(work, "fleet-%d" % tenants)
         self.forks = forks
         self.latency = latency
@@ -285,7 +297,7 @@ class FleetRun:
         command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", self.inventory, "-f", str(self.forks)]
         if extra_inventory:
             command += ["-i", extra_inventory]
-        command += list(args)
+        command += list(args) + self.extra_args
         self.lab.reset_counters()
         self.log("  %-28s ..." % label)
         result, records = measure.run_playbook(command, environment, REPO, os.path.join(self.work, label + ".log"),
@@ -357,9 +369,9 @@ class FleetRun:
         return {"hosts": hosts, "wall_s": result["wall_s"], "slowest": slowest(records, 3), "profile": profile_summary(profile_dir)}
 
 
-def run_fleet(tenants, work, forks, latency=True, log=print, phases=ALL_PHASES):
-    """Generate, start, run the phases on and stop one fleet; returns its results."""
-    fleet = FleetRun(tenants, work, forks, latency=latency, log=log)
+def run_fleet(tenants, work, forks, latency=True, log=print, phases=ALL_PHASES, extra_args=()):
+    """Generate, start, run the phases on and stop one fleet; returns its results. extra_args go to every ansible-playbook."""
+    fleet = FleetRun(tenants, work, forks, latency=latency, log=log, extra_args=extra_args)
     log("fleet-%d: %s, forks %d" % (tenants, json.dumps(fleet.shape), forks))
     began = time.monotonic()
     fleet.start()

@@ -2,8 +2,9 @@
 
 CPU is the user + system time of the ansible-playbook process and every process it waited for (its forks and the
 module processes they ran), from os.wait4 on that one child: the lab, a separate process, is never in it.
-Memory is reported two ways: `peak_rss_mb` is the peak of the summed resident set of the whole ansible-playbook
-process tree, sampled from /proc every 0.2 s (what the machine must hold); `max_process_rss_mb` is wait4's
+Memory is reported two ways: `peak_pss_mb` is the peak of the summed proportional set size (PSS: shared pages split
+between the processes sharing them, so forked workers are not counted many times over) of the whole ansible-playbook
+process tree, sampled from /proc every 0.5 s (what the machine must hold); `max_process_rss_mb` is wait4's
 ru_maxrss, the largest single process of the tree (exact, not sampled).
 """
 
@@ -12,8 +13,6 @@ import os
 import subprocess
 import threading
 import time
-
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _children_map():
@@ -31,29 +30,37 @@ def _children_map():
     return tree
 
 
-def tree_rss(root):
-    """Summed RSS in bytes of `root` and all its descendants."""
+def _pss(pid):
+    """Proportional set size of one process in bytes (0 when it is gone)."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid, "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def tree_pss(root):
+    """Summed PSS in bytes of `root` and all its descendants."""
     tree, total, todo = _children_map(), 0, [root]
     while todo:
         pid = todo.pop()
         todo.extend(tree.get(pid, ()))
-        try:
-            with open("/proc/%d/statm" % pid, "rb") as handle:
-                total += int(handle.read().split()[1]) * PAGE
-        except (OSError, IndexError, ValueError):
-            pass
+        total += _pss(pid)
     return total
 
 
-class RssSampler(threading.Thread):
-    def __init__(self, pid, interval=0.2):
+class MemorySampler(threading.Thread):
+    def __init__(self, pid, interval=0.5):
         super().__init__(daemon=True)
         self.pid, self.interval, self.peak = pid, interval, 0
         self.done = threading.Event()
 
     def run(self):
         while not self.done.wait(self.interval):
-            self.peak = max(self.peak, tree_rss(self.pid))
+            self.peak = max(self.peak, tree_pss(self.pid))
 
 
 def run_playbook(command, env, cwd, log_path, events_path):
@@ -64,7 +71,7 @@ def run_playbook(command, env, cwd, log_path, events_path):
     with open(log_path, "w") as log:
         began = time.monotonic()
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        sampler = RssSampler(process.pid)
+        sampler = MemorySampler(process.pid)
         sampler.start()
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.monotonic() - began
@@ -81,7 +88,7 @@ def run_playbook(command, env, cwd, log_path, events_path):
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "cpu_user_s": round(usage.ru_utime, 2),
         "cpu_system_s": round(usage.ru_stime, 2),
-        "peak_rss_mb": round(sampler.peak / 2 ** 20, 1),
+        "peak_pss_mb": round(sampler.peak / 2 ** 20, 1),
         "max_process_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "log": log_path,
     }, records

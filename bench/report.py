@@ -49,7 +49,7 @@ def targets(results):
 def markdown(results):
     lines = ["# Fleet benchmark", "",
              "Started %s on %s CPUs. Times are wall seconds; CPU is the controller's (ansible-playbook and every process it ran); "
-             "memory is the peak summed RSS of the ansible-playbook process tree (sampled) / the largest single process." % (
+             "memory is the peak summed PSS of the ansible-playbook process tree (sampled) / the largest single process's RSS." % (
                  results["started"], results["cpus"]), ""]
     for size, fleet in results["fleets"].items():
         shape = fleet["shape"]
@@ -57,17 +57,25 @@ def markdown(results):
             size, shape["tenants"], shape["deployments"], shape["directories"], shape["mailboxes"]), "",
             "forks %d, lab latency per request %s; whole fleet %.0f s." % (
                 fleet["forks"], ", ".join("%s %d ms" % kv for kv in fleet["latency_ms"].items()) or "none", fleet["total_s"]), "",
-            "| phase | wall s | CPU s | x floor | peak MB (tree / process) | module invocations | per CE tenant (max) | per directory (max) "
+            "| phase | wall s | CPU s | x floor | peak MB (tree PSS / process RSS) | module invocations | per CE tenant (max) | per directory (max) "
             "| reads | writes | tokens | requests per CE tenant | per directory (Microsoft) |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         floor_wall = fleet["phases"]["floor"]["wall_s"]
         for name in PHASES:
             p = fleet["phases"][name]
             inv, req = p["invocations"], p["requests"]
-            lines.append("| %s | %.1f | %.1f | %s | %.0f / %.0f | %d | %d | %d | %d | %d | %d | %.1f | %.1f |" % (
-                name, p["wall_s"], p["cpu_s"], ratio(p["wall_s"], floor_wall), p["peak_rss_mb"], p["max_process_rss_mb"], inv["total"],
-                inv["max_per_ce_tenant"], inv["max_per_directory"], req["total"]["reads"], req["total"]["writes"], req["total"]["tokens"],
-                sum(req["per_ce_tenant"].values()), req["per_directory_microsoft"]))
+            trivial = name == "floor"  # the floor's pings work for no CE tenant or directory
+            lines.append("| %s | %.1f | %.1f | %s | %.0f / %.0f | %d | %s | %s | %d | %d | %d | %.1f | %.1f |" % (
+                name, p["wall_s"], p["cpu_s"], ratio(p["wall_s"], floor_wall), p["peak_pss_mb"], p["max_process_rss_mb"], inv["total"],
+                "-" if trivial else inv["max_per_ce_tenant"], "-" if trivial else inv["max_per_directory"], req["total"]["reads"],
+                req["total"]["writes"], req["total"]["tokens"], sum(req["per_ce_tenant"].values()), req["per_directory_microsoft"]))
+        lines += ["", "Where the wall time of each run went: tasks that ran a module on some host / tasks that ran none "
+                  "(controller-side or skipped everywhere; each still costs every host a worker process):", "",
+                  "| phase | module tasks | their wall s | other tasks | their wall s | host-tasks in all |", "|---|---|---|---|---|---|"]
+        for name in PHASES:
+            t = fleet["phases"][name]["tasks"]
+            lines.append("| %s | %d | %.1f | %d | %.1f | %d |" % (name, t["module_tasks"], t["module_tasks_s"], t["other_tasks"],
+                                                                 t["other_tasks_s"], t["host_tasks"]))
         lines += ["", "Requests per service (reads / writes / token requests):", ""]
         services = sorted(set(s for name in PHASES for s in fleet["phases"][name]["requests"]["services"]))
         lines += ["| phase | " + " | ".join(services) + " |", "|---|" + "---|" * len(services)]
@@ -87,8 +95,9 @@ def markdown(results):
         profile = fleet["phases"]["profile"]
         if profile.get("profile"):
             prof = profile["profile"]
-            lines += ["Where time goes: the slowest module process of a profiled warm run of %s was %s, %.2f s under cProfile. "
-                      "Top functions by cumulative time:" % (profile["hosts"], prof["process"], prof["profiled_seconds"]), "",
+            lines += ["Where time goes in a module: the slowest module process of a profiled warm run of %s was %s, %.2f s under cProfile "
+                      "(cProfile slows it down), of which %.2f s importing. Top functions by cumulative time, wrappers left out:" % (
+                          profile["hosts"], prof["process"], prof["profiled_seconds"], prof["import_seconds"]), "",
                       "| cumulative s | own s | calls | function |", "|---|---|---|---|"]
             lines += ["| %.3f | %.3f | %d | `%s` |" % (r["cumulative_s"], r["own_s"], r["calls"], r["function"]) for r in prof["top_cumulative"]]
             lines.append("")

@@ -1,0 +1,57 @@
+# -*- coding: utf-8 -*-
+"""The fast variant of the fleet benchmark (bench/fleet_bench.py, docs/benchmark.md): a generated fleet of 20 CE tenants
+on 4 CE deployments over 4 Microsoft directories, 3 mailboxes each, converged cold and then re-run warm, as a nightly job
+would. It asserts the benchmark's call-count targets (issue 7), never times, so it stays stable on a busy CI machine:
+a warm re-run writes nothing, asks for at most one token per (directory, client, resource), and runs at most three
+modules per CE tenant and per Microsoft directory while still doing the whole job (the proof logs in to every mailbox).
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from bench import fleet_bench
+
+TENANTS = 20
+
+
+@pytest.fixture(scope="module")
+def fleet_runs(tmp_path_factory):
+    # No lab latency and shorter polls of the lab's one-second batch updates: the counts depend on neither.
+    # forks >= CE tenants, so no task runs in two rounds.
+    return fleet_bench.run_fleet(TENANTS, str(tmp_path_factory.mktemp("bench")), forks=TENANTS, latency=False, log=lambda line: None,
+                                 phases=("cold", "warm"), extra_args=("-e", "ce_email_oauth_batch_update_poll_interval=0.5"))
+
+
+def test_the_fleet_is_the_benchmarks_shape(fleet_runs):
+    assert fleet_runs["shape"] == {"tenants": 20, "directories": 4, "deployments": 4, "mailboxes": 3}
+    cold = fleet_runs["phases"]["cold"]
+    assert cold["rc"] == 0
+    # The cold converge did the directories' work once each and configured every CE tenant.
+    assert cold["invocations"]["per_module"]["azuread_app"] == 4
+    assert cold["invocations"]["per_module"]["ce_email_connection"] == TENANTS
+    assert cold["requests"]["batch_updates"] == 4
+
+
+def test_a_warm_re_run_writes_nothing(fleet_runs):
+    warm = fleet_runs["phases"]["warm"]["requests"]
+    assert warm["total"]["writes"] == 0, warm["services"]
+    assert warm["batch_updates"] == 0
+
+
+def test_a_warm_re_run_asks_for_one_token_per_directory_client_and_resource(fleet_runs):
+    tokens = fleet_runs["phases"]["warm"]["requests"]["token_requests"]
+    # Per directory: the automation identity for Graph and for Exchange, CE's app for the logins.
+    assert tokens == {"total": 4 * 3, "keys": 4 * 3, "max_per_key": 1}
+
+
+def test_a_warm_re_run_runs_at_most_three_modules_per_ce_tenant_and_per_directory(fleet_runs):
+    invocations = fleet_runs["phases"]["warm"]["invocations"]
+    assert invocations["max_per_ce_tenant"] <= 3, invocations["per_host"]
+    assert invocations["max_per_directory"] <= 3, invocations["per_module"]
+    # ... while doing the whole job: every directory checked, every CE tenant's configuration checked and its mailboxes proven.
+    per_module = invocations["per_module"]
+    assert per_module["azuread_app"] == 4 and per_module["exo_mailbox_permission"] == 4
+    assert per_module["ce_email_connection"] == TENANTS and per_module["mailbox_oauth_check"] == TENANTS
+    assert invocations["bench_only"] == 0
