@@ -17,15 +17,18 @@ import sys
 import tempfile
 import time
 
+from ceops_lab import fleet as lab_fleet
+from ceops_lab.admin import LabAdmin
+from ceops_lab.cli import start_lab, stop_lab
+
+try:
+    from . import measure, report
+except ImportError:  # run as a script: python bench/fleet_bench.py
+    import measure
+    import report
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-
-import measure  # noqa: E402
-import report  # noqa: E402
-from ceops_lab import fleet as lab_fleet  # noqa: E402
-from ceops_lab.admin import LabAdmin  # noqa: E402
-from ceops_lab.cli import start_lab, stop_lab  # noqa: E402
 
 # Issue 7: lab latency per request (ms). "login" is the token endpoint.
 LATENCY_MS = {"login": 150, "graph": 120, "exchange": 400, "ce": 60}
