@@ -63,6 +63,22 @@ def site(lab, work, name, extra=()):
     return Run(lab, work, name, extra=extra).go().wait()
 
 
+_CLEAN = {}
+
+
+def clean_cold_converge(lab, work):
+    """One uninterrupted, unfaulted cold converge of the slice per lab (shared by the reliability tests, which
+    compare with it): {"state": its fingerprint, "requests": {service: requests the lab counted}}."""
+    if lab.state_dir not in _CLEAN:
+        lab.reset()
+        run = site(lab, work, "clean")
+        assert run.returncode == 0, run.output[-4000:]
+        services = lab.counters()["services"]
+        _CLEAN[lab.state_dir] = {"state": fingerprint(lab),
+                                 "requests": dict((name, b["totals"]["requests"]) for name, b in services.items())}
+    return _CLEAN[lab.state_dir]
+
+
 def _without(record, *names):
     return dict((k, v) for k, v in record.items() if k not in names)
 
