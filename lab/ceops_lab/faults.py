@@ -214,6 +214,10 @@ class Faults:
                         due.append((rule["pid"], KILL_SIGNALS[rule["signal"]]))
         return due
 
+    def has_open_barrier(self):
+        with self._lock:
+            return any(rule["met"] is None for settings in self._settings.values() for rule in settings.get("barrier") or [])
+
     def wait_at_barrier(self, service, endpoint):
         """Hold this request while a barrier it matches waits for more parties; True when one held it."""
         with self._lock:
