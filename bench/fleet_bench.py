@@ -77,6 +77,14 @@ FLOOR_HEAD = """---
   tasks:
 """
 
+# GNU time (Debian package "time"): when present, every module process's own wall and CPU time is recorded, so the
+# controller's share of the run's CPU is known too. Without it those figures are left out.
+TIME = "/usr/bin/time"
+TIMED_PYTHON = """#!/bin/sh
+# Benchmark only: run the module process under GNU time, one line per process: name, wall s, user s, system s.
+exec "@TIME@" -a -o "@FILE@" -f "$(basename "$1" .py) %e %U %S" "@PYTHON@" "$@"
+"""
+
 PROFILE_PYTHON = """#!/bin/sh
 # Benchmark only: run each module process under cProfile, one stats file per process. Not `python -m cProfile`:
 # AnsiballZ drops the directory of __main__.__file__ from sys.path, which would then be the standard library's.
@@ -207,6 +215,27 @@ def requests_seen(lab, description):
     }
 
 
+def module_processes(times):
+    """{count, wall_s, cpu_s, per_module: {name: [count, cpu_s]}} of the module processes GNU time recorded; None without."""
+    if not os.path.exists(times):
+        return None
+    summary = {"count": 0, "wall_s": 0.0, "cpu_s": 0.0, "per_module": {}}
+    with open(times) as handle:
+        for line in handle:
+            fields = line.split()
+            if len(fields) != 4 or not fields[0].startswith("AnsiballZ_"):
+                continue  # "Command exited with non-zero status N" lines
+            name, wall, cpu = fields[0][len("AnsiballZ_"):], float(fields[1]), float(fields[2]) + float(fields[3])
+            summary["count"] += 1
+            summary["wall_s"] += wall
+            summary["cpu_s"] += cpu
+            entry = summary["per_module"].setdefault(name, [0, 0.0])
+            entry[0] += 1
+            entry[1] = round(entry[1] + cpu, 2)
+    summary["wall_s"], summary["cpu_s"] = round(summary["wall_s"], 2), round(summary["cpu_s"], 2)
+    return summary
+
+
 def where_time_goes(records):
     """Wall seconds of the run's tasks (first start to last end of each task over all hosts), split between tasks
     that ran a module somewhere and tasks that did not (controller-side work and skips: every task costs each host a
@@ -298,6 +327,9 @@ class FleetRun:
                            CEOPS_TOKEN_CACHE_DIR=os.path.join(self.work, "tokens-" + label))
         environment.update(env or {})
         command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", self.inventory, "-f", str(self.forks)]
+        times = os.path.join(self.work, label + ".modules.txt")
+        if os.path.exists(TIME):
+            command += ["-e", "ansible_python_interpreter=" + self.timed_python(times)]
         if extra_inventory:
             command += ["-i", extra_inventory]
         command += list(args) + self.extra_args
@@ -305,6 +337,7 @@ class FleetRun:
         self.log("  %-28s ..." % label)
         result, records = measure.run_playbook(command, environment, REPO, os.path.join(self.work, label + ".log"),
                                                os.path.join(self.work, label + ".events.json"))
+        result["module_processes"] = module_processes(times)
         self.log("  %-28s rc=%d wall %.1f s, cpu %.1f s" % (label, result["rc"], result["wall_s"], result["cpu_s"]))
         if result["rc"] != 0:
             raise RuntimeError("%s failed (rc %d); see %s" % (label, result["rc"], result["log"]))
@@ -344,6 +377,14 @@ class FleetRun:
             done["check"]["drift"] = drift
             done["check"]["changed"] = [{"task": t, "host": h} for t, h in changed_hosts(check_records)]
         return {"shape": self.shape, "forks": self.forks, "latency_ms": LATENCY_MS if self.latency else {}, "phases": done}
+
+    def timed_python(self, times):
+        """An interpreter for the modules that records each module process's wall and CPU time (GNU time, ~1 ms)."""
+        path = times + ".sh"
+        with open(path, "w") as handle:
+            handle.write(TIMED_PYTHON.replace("@TIME@", TIME).replace("@FILE@", times).replace("@PYTHON@", sys.executable))
+        os.chmod(path, 0o755)
+        return path
 
     def floor(self, per_host):
         path = os.path.join(self.work, "floor.yml")
@@ -399,6 +440,7 @@ def main(argv=None):
     try:
         for size in sizes:
             results["fleets"][str(size)] = run_fleet(size, work, args.forks, latency=not args.no_latency)
+            report.write_json(results, args.out)  # what is measured is kept, whatever happens next
     finally:
         if args.keep:
             print("work directory kept: %s" % work)

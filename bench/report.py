@@ -69,6 +69,17 @@ def markdown(results):
                 name, p["wall_s"], p["cpu_s"], ratio(p["wall_s"], floor_wall), p["peak_pss_mb"], p["max_process_rss_mb"], inv["total"],
                 "-" if trivial else inv["max_per_ce_tenant"], "-" if trivial else inv["max_per_directory"], req["total"]["reads"],
                 req["total"]["writes"], req["total"]["tokens"], sum(req["per_ce_tenant"].values()), req["per_directory_microsoft"]))
+        if all(fleet["phases"][name].get("module_processes") for name in PHASES):
+            lines += ["", "Where the CPU went: the module processes (GNU time, each process's own user + system) and the rest, "
+                      "Ansible's controller (the ansible-playbook process and its forked workers):", "",
+                      "| phase | module processes | their CPU s | CPU s per process | controller CPU s | per module: processes, CPU s each |",
+                      "|---|---|---|---|---|---|"]
+            for name in PHASES:
+                p = fleet["phases"][name]
+                mp = p["module_processes"]
+                lines.append("| %s | %d | %.1f | %.3f | %.1f | %s |" % (
+                    name, mp["count"], mp["cpu_s"], mp["cpu_s"] / mp["count"] if mp["count"] else 0, p["cpu_s"] - mp["cpu_s"],
+                    ", ".join("%s %d x %.3f" % (m, n, c / n) for m, (n, c) in sorted(mp["per_module"].items()))))
         lines += ["", "Where the wall time of each run went: tasks that ran a module on some host / tasks that ran none "
                   "(controller-side or skipped everywhere; each still costs every host a worker process):", "",
                   "| phase | module tasks | their wall s | other tasks | their wall s | host-tasks in all |", "|---|---|---|---|---|---|"]
@@ -138,10 +149,15 @@ def plot(results, path):
     plt.close(figure)
 
 
-def write_all(results, out):
-    paths = [os.path.join(out, name) for name in ("bench.json", "bench.md", "bench.png")]
-    with open(paths[0], "w") as handle:
+def write_json(results, out):
+    path = os.path.join(out, "bench.json")
+    with open(path, "w") as handle:
         json.dump(results, handle, indent=1)
+    return path
+
+
+def write_all(results, out):
+    paths = [write_json(results, out)] + [os.path.join(out, name) for name in ("bench.md", "bench.png")]
     with open(paths[1], "w") as handle:
         handle.write(markdown(results))
     plot(results, paths[2])
