@@ -198,7 +198,8 @@ def requests_seen(lab, description):
         totals = bucket["totals"]
         token = name in NOT_STATE
         services[name] = {"reads": totals["reads"], "writes": 0 if token else totals["writes"],
-                          "tokens": totals["writes"] if token else 0}
+                          "tokens": totals["writes"] if token else 0,
+                          "endpoints": dict(("%s %s" % (kind, endpoint), n) for kind in ("reads", "writes") for endpoint, n in bucket[kind].items())}
     tokens = counters["tokens"]
     tenant_count, directory_count = len(description["tenants"]), len(description["directories"])
     total = dict((k, sum(s[k] for s in services.values())) for k in ("reads", "writes", "tokens"))

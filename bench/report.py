@@ -138,7 +138,7 @@ def plot(results, path):
     services = sorted(set(s for name in ("cold", "warm", "check", "verify") for s in last[name]["requests"]["services"]))
     for index, name in enumerate(("cold", "warm", "check", "verify")):
         svc = last[name]["requests"]["services"]
-        values = [sum(svc.get(s, {}).values()) for s in services]
+        values = [sum(svc[s][k] for k in ("reads", "writes", "tokens")) if s in svc else 0 for s in services]
         requests.bar([i + index * 0.2 for i in range(len(services))], values, 0.2, label=name)
     requests.set_xticks([i + 0.3 for i in range(len(services))], [s.replace("login", "token") for s in services])
     requests.set_ylabel("requests")
