@@ -9,8 +9,8 @@ export PATH="$PWD/$VENV/bin:$PATH"
 
 # The plot needs matplotlib, which nothing else of the project needs: installed here, not by make venv.
 python -c 'import matplotlib' 2>/dev/null || python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
-# The lab's IMAP endpoint (the proof's logins) is a private Dovecot.
-scripts/ensure-system-packages.sh dovecot-imapd
+# The lab's IMAP endpoint (the proof's logins) is a private Dovecot; GNU time measures each module process.
+scripts/ensure-system-packages.sh dovecot-imapd time
 
 # shellcheck source=scripts/collection-tree.sh
 source scripts/collection-tree.sh
