@@ -69,6 +69,17 @@ def test_credential_types_follow_awx_rules_and_inject_secrets_only_as_files(cred
     assert not injectors.get("extra_vars")
 
 
+def test_docs_name_every_credential_type_field_job_template_workflow_and_survey_question_as_awx_shows_them():
+    with open(os.path.join(REPO, "docs", "awx.md")) as handle:
+        guide = handle.read()
+    shown = [t["name"] for t in CREDENTIAL_TYPES] + [f["label"] for t in CREDENTIAL_TYPES for f in t["inputs"]["fields"]]
+    shown += [t["name"] for t in JOB_TEMPLATES] + [w["name"] for w in WORKFLOWS]
+    for path in glob.glob(os.path.join(AWX, "surveys", "*.yml")):
+        with open(path) as handle:
+            shown += [q["question_name"] for q in yaml.safe_load(handle)["spec"]]
+    assert [name for name in shown if name not in guide] == []
+
+
 def test_job_templates_take_known_credential_types_and_existing_playbooks_and_surveys():
     known = set(t["name"] for t in CREDENTIAL_TYPES) | {"Vault"}
     for template in JOB_TEMPLATES:
