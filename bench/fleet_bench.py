@@ -43,8 +43,9 @@ SAVE_APPS = """---
 - name: The whole fleet
   ansible.builtin.import_playbook: @REPO@/playbooks/site.yml
 
-# Benchmark only: keep CE's app and new secret per directory, as ops keep them in Ansible Vault (docs/verify.md), so
-# later runs can prove the logins. A 0600 file in the benchmark's work directory, removed with it.
+# Benchmark only: keep CE's app and the new secrets per directory, as ops keep them in Ansible Vault (docs/verify.md), so
+# later runs can prove the logins: each CE tenant's own secret (client_secrets) and, for collections that make one
+# secret per directory, that one (client_secret). A 0600 file in the benchmark's work directory, removed with it.
 - name: Keep CE's app and its new secret per directory
   hosts: localhost
   connection: local
@@ -59,8 +60,10 @@ SAVE_APPS = """---
           {%- for host in groups['ce_tenants'] -%}
           {%-   set app = hostvars[host].azuread_app_registration_app | default({}) -%}
           {%-   if app.client_secret | default('') -%}
-          {%-     set _ = apps.update({hostvars[host].ms_tenant_id: {'app_id': app.app_id,
-                      'service_principal_id': app.service_principal_id, 'client_secret': app.client_secret}}) -%}
+          {%-     set directory = hostvars[host].ms_tenant_id -%}
+          {%-     set known = (apps[directory] | default({})).client_secrets | default({}) -%}
+          {%-     set _ = apps.update({directory: {'app_id': app.app_id, 'service_principal_id': app.service_principal_id,
+                      'client_secret': app.client_secret, 'client_secrets': known | combine({host: app.client_secret})}}) -%}
           {%-   endif -%}
           {%- endfor -%}
           {{ {'ms_apps': apps} | to_json }}
