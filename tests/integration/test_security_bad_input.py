@@ -54,6 +54,12 @@ def winrm(lab, **overrides):
     return options
 
 
+def own_sp(lab, **overrides):
+    """exo_service_principal options for the automation identity's own app and service principal (they exist in Entra)."""
+    d = automation(lab)
+    return ms(lab, app_id=d["automation_client_id"], object_id=d["automation_service_principal_id"], **overrides)
+
+
 def permission(lab, mailboxes, **overrides):
     args = ms(lab, user=automation(lab)["automation_service_principal_id"], mailboxes=mailboxes)
     args.update(overrides)
@@ -141,12 +147,13 @@ CASES = [
     ("no-application-permission", "azuread_app", lambda lab: ms(lab, display_name="CE Email", unique_name="ce-email"),
      revoke("Application.ReadWrite.All"), ["Authorization_RequestDenied", "Application.ReadWrite.All"]),
     # -- exo_service_principal
-    ("sp-app-id-malformed", "exo_service_principal", lambda lab: ms(lab, app_id="CE Email", object_id=UNKNOWN_TENANT), None, ["app_id 'CE Email'", "Application (client) ID"]),
+    ("sp-app-id-malformed", "exo_service_principal", lambda lab: ms(lab, app_id="CE Email", object_id=UNKNOWN_TENANT), None,
+     ["app_id 'CE Email'", "Application (client) ID"]),
     ("sp-unknown-app", "exo_service_principal", lambda lab: ms(lab, app_id=UNKNOWN_APP, object_id=UNKNOWN_TENANT), None, [UNKNOWN_APP, "azuread_app"]),
     ("sp-application-object-id", "exo_service_principal",
      lambda lab: ms(lab, app_id=automation(lab)["automation_client_id"], object_id=automation(lab)["automation_application_id"]),
      None, ["object id of the APPLICATION", "service_principal_id", "381ebe19-119b-47ac-9d63-4b3b718054bc"]),
-    ("no-manage-as-app", "exo_service_principal", lambda lab: ms(lab, app_id=automation(lab)["automation_client_id"], object_id=automation(lab)["automation_service_principal_id"]),
+    ("no-manage-as-app", "exo_service_principal", lambda lab: own_sp(lab),
      revoke("Exchange.ManageAsApp", resource="exchange"), ["Exchange.ManageAsApp"]),
     ("no-exchange-role", "exo_mailbox_permission", lambda lab: permission(lab, ["ce-support@" + DOMAIN]), revoke_directory_role,
      ["Exchange Administrator"]),
@@ -165,18 +172,19 @@ CASES = [
     ("mailbox-injection", "exo_mailbox_permission", lambda lab: permission(lab, [INJECTION], transport="winrm", winrm=winrm(lab)), None,
      [INJECTION, "is not an email address (nothing was sent)"]),
     ("winrm-wrong-password", "exo_service_principal",
-     lambda lab: ms(lab, app_id=automation(lab)["automation_client_id"], object_id=automation(lab)["automation_service_principal_id"], transport="winrm", winrm=winrm(lab, password="wrong")), None,
+     lambda lab: own_sp(lab, transport="winrm", winrm=winrm(lab, password="wrong")), None,
      ["WinRM", "winrm.username"]),
     ("winrm-unreachable", "exo_service_principal",
-     lambda lab: ms(lab, app_id=automation(lab)["automation_client_id"], object_id=automation(lab)["automation_service_principal_id"], transport="winrm", winrm=winrm(lab, port=closed_port())), None,
+     lambda lab: own_sp(lab, transport="winrm", winrm=winrm(lab, port=closed_port())), None,
      ["WinRM", "reachable"]),
     ("winrm-thumbprint-malformed", "exo_service_principal",
-     lambda lab: ms(lab, app_id=automation(lab)["automation_client_id"], object_id=automation(lab)["automation_service_principal_id"], transport="winrm", winrm=winrm(lab, certificate_thumbprint="abc")),
+     lambda lab: own_sp(lab, transport="winrm", winrm=winrm(lab, certificate_thumbprint="abc")),
      None, ["winrm.certificate_thumbprint 'abc'", "40 hex digits"]),
     # -- CE Portal modules
     ("ce-wrong-token", "ce_email_gateway", lambda lab: ce_args(lab, name="Exchange Online", ce_token="cep_wrong"), None,
      ["CE deployment", "HTTP 401", "ce_token"]),
-    ("ce-other-tenants-admin", "ce_oauth_settings", lambda lab: dict(oauth(lab), ce_token=lab.vars["lab_ce_deployments"]["emea"]["tenants"]["globex"]["admin_token"]),
+    ("ce-other-tenants-admin", "ce_oauth_settings",
+     lambda lab: dict(oauth(lab), ce_token=lab.vars["lab_ce_deployments"]["emea"]["tenants"]["globex"]["admin_token"]),
      None, ["acme", "HTTP 403"]),
     ("ce-unknown-tenant", "ce_oauth_settings", lambda lab: oauth(lab, ce_tenant="nosuchco"), None, ["nosuchco"]),
     ("ce-unicode-tenant", "ce_oauth_settings", lambda lab: oauth(lab, ce_tenant="acm\u00e9"), None, ["acm\u00e9"]),
