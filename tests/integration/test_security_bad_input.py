@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import socket
 
 import pytest
@@ -265,3 +266,26 @@ def test_a_name_built_to_break_out_of_the_powershell_quoting_travels_as_data(fre
     assert [p["DisplayName"] for p in principals if p["AppId"] == d["automation_client_id"]] == [INJECTION]
     assert "ce-support@" + DOMAIN in str(fresh_lab.exchange_state(DIRECTORY)["mailboxes"])  # Remove-Mailbox never ran
     assert run_module("exo_service_principal", args)["changed"] is False  # and reads back equal: data in, data out
+
+
+def test_the_lab_would_catch_a_client_that_forgot_to_double_the_quotes(fresh_lab):
+    """The script log above is only worth something if the lab sees a break-out: the same request, once with the quoting
+    the collection's WinRM client applies and once without it, through pywinrm to the lab's WS-Management endpoint."""
+    import winrm as pywinrm
+    from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import build_script
+
+    d, w = automation(fresh_lab), fresh_lab.vars["lab_winrm"]
+    request = {"organization": d["tenant_id"], "app_id": d["automation_client_id"], "cmdlet": "Get-Mailbox",
+               "certificate_thumbprint": w["certificate_thumbprints"][DIRECTORY], "parameters": {"Identity": INJECTION}}
+    shell = pywinrm.Session(w["endpoint"], auth=(w["username"], w["password"]), transport=w["transport"], server_cert_validation="validate",
+                            ca_trust_path=fresh_lab.vars["lab_ca_path"])
+    quoted = build_script(request)
+    careless = quoted.replace(quoted.split("$request = '", 1)[1].split("' | ConvertFrom-Json", 1)[0], json.dumps(request))
+    assert shell.run_ps(quoted).status_code == 0
+    assert shell.run_ps(careless).status_code == 1
+    ran, refused = fresh_lab.state("winrm")["scripts"]
+    assert ran["outcome"] == "ran" and ran["parameters"]["Identity"] == INJECTION
+    assert refused["outcome"] == "refused" and refused["breaks_out"] is True
+    winrm_counted = fresh_lab.counters()["services"]["winrm"]
+    cmdlets = dict((k, n) for kind in ("reads", "writes") for k, n in winrm_counted[kind].items() if k.startswith("CMDLET "))
+    assert cmdlets == {"CMDLET Get-Mailbox": 1}  # only the quoted one reached Exchange
