@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test stage (or the ones named as arguments) and ends with one summary line.
-# Stages: pytest (unit, lab, integration), changelog, sanity, lint, molecule.
+# Stages: pytest (unit, lab, integration), changelog, docs (generated docs current and lint-clean), sanity, lint, molecule.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 VENV=${VENV:-.venv}
@@ -9,7 +9,7 @@ export VENV PATH="$VENV/bin:$PATH"
 export ANSIBLE_NOCOLOR=1 PY_COLORS=0
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(system pytest changelog sanity lint molecule)
+[ ${#stages[@]} -gt 0 ] || stages=(system pytest changelog docs sanity lint molecule)
 
 passed=0
 failed=0
@@ -46,6 +46,7 @@ for stage in "${stages[@]}"; do
     system)    run_stage system scripts/ensure-system-packages.sh dovecot-imapd ;;
     pytest)    run_stage pytest python -m pytest -q -n "${PYTEST_WORKERS:-2}" ;;
     changelog) run_stage changelog antsibull-changelog lint ;;
+    docs)      run_stage docs scripts/docs.sh lint ;;
     sanity)    run_stage sanity scripts/sanity.sh ;;
     lint)      run_stage lint scripts/lint.sh ;;
     molecule)  run_stage molecule scripts/molecule.sh ;;
