@@ -215,7 +215,7 @@ def requests_seen(lab, description):
         "max_directory_microsoft": max(per_directory or [0]),
         "ce_per_tenant": round(sum(d["requests"] for d in ce.values()) / tenant_count, 2),
         "batch_updates": sum(d.get("batch_updates", 0) for d in ce.values()),
-        "token_requests": {"total": sum(tokens.values()), "keys": len(tokens), "max_per_key": max(tokens.values() or [0])},
+        "token_requests": token_summary(tokens, lab.vars["lab_directories"]),
     }
 
 
@@ -255,6 +255,19 @@ def where_time_goes(records):
         result[kind + "_tasks_s"] = round(result[kind + "_tasks_s"] + last - first, 2)
         result[kind + "_tasks"] += 1
     return result
+
+
+def token_summary(tokens, directories):
+    """Token requests per (directory, client, resource) of the lab's counters, in all and split between the
+    automation identities (Graph and Exchange administration) and CE's app (the proof's logins)."""
+    automation = set(d["automation_client_id"].lower() for d in directories.values())
+    split = {"automation": [], "ce_app": []}
+    for key, count in tokens.items():
+        client = key.split("|")[1].lower()
+        split["automation" if client in automation else "ce_app"].append(count)
+    return {"total": sum(tokens.values()), "keys": len(tokens), "max_per_key": max(tokens.values() or [0]),
+            "automation_total": sum(split["automation"]), "automation_max_per_key": max(split["automation"] or [0]),
+            "ce_app_total": sum(split["ce_app"]), "ce_app_max_per_key": max(split["ce_app"] or [0])}
 
 
 def changed_hosts(records):
