@@ -19,6 +19,10 @@ def targets(results):
     found = []
     for size, fleet in results["fleets"].items():
         p = fleet["phases"]
+        if not all(name in p for name in PHASES):
+            found.append(_target(size, "every phase ran", ", ".join(n for n in PHASES if n not in p) + " missing: " + fleet.get("error", ""),
+                                 "-", False))
+            continue
         warm, cold, check, floor = p["warm"], p["cold"], p["check"], p["floor"]
         found.append(_target(size, "warm re-run <= 1.3 x floor (wall)", ratio(warm["wall_s"], floor["wall_s"]), 1.3,
                              ratio(warm["wall_s"], floor["wall_s"]) <= 1.3, "x"))
@@ -40,7 +44,7 @@ def targets(results):
                              warm["invocations"]["max_per_ce_tenant"] <= 3))
         found.append(_target(size, "warm: module invocations per Microsoft tenant <= 3", warm["invocations"]["max_per_directory"], 3,
                              warm["invocations"]["max_per_directory"] <= 3))
-    sizes = sorted(int(s) for s in results["fleets"])
+    sizes = sorted(int(s) for s, fleet in results["fleets"].items() if "warm" in fleet["phases"])
     if len(sizes) > 1:
         small, large = results["fleets"][str(sizes[0])], results["fleets"][str(sizes[-1])]
         per_small = small["phases"]["warm"]["wall_s"] / sizes[0]
@@ -57,6 +61,9 @@ def markdown(results):
                  results["started"], results["cpus"]), ""]
     for size, fleet in results["fleets"].items():
         shape = fleet["shape"]
+        if not all(name in fleet["phases"] for name in PHASES):
+            lines += ["## fleet-%s: stopped (%s); see bench.json for the phases it ran" % (size, fleet.get("error", "")), ""]
+            continue
         lines += ["## fleet-%s: %d CE tenants on %d CE deployments over %d Microsoft directories, %d mailboxes each" % (
             size, shape["tenants"], shape["deployments"], shape["directories"], shape["mailboxes"]), "",
             "forks %d, lab latency per request %s; whole fleet %.0f s." % (
@@ -109,9 +116,10 @@ def markdown(results):
                       "CE's app for the proof (at most %d per directory: one per client secret it proves)." % (
                           tokens["automation_total"], tokens["automation_max_per_key"], tokens["ce_app_total"], tokens["ce_app_max_per_key"]), ""]
         check = fleet["phases"]["check"]
-        lines += ["Drift made by hand before `--check --diff`: %d CE tenants (%s); the check reported %d changed task results: %s." % (
-            len(check["drift"]), "; ".join(d["drift"] for d in check["drift"]), len(check["changed"]),
-            "; ".join("%s (%s)" % (c["task"], c["host"]) for c in check["changed"])), ""]
+        lines += ["Drift made by hand before `--check --diff`: %d CE tenants (%s); the check reported %d changed task results: %s; "
+                  "CE tenants whose proof failed: %s." % (
+                      len(check["drift"]), "; ".join(d["drift"] for d in check["drift"]), len(check["changed"]),
+                      "; ".join("%s (%s)" % (c["task"], c["host"]) for c in check["changed"]), ", ".join(check.get("failed_hosts") or []) or "none"), ""]
         profile = fleet["phases"]["profile"]
         if profile.get("profile"):
             prof = profile["profile"]
@@ -133,7 +141,9 @@ def plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = list(results["fleets"])
+    sizes = [s for s, fleet in results["fleets"].items() if all(name in fleet["phases"] for name in PHASES)]
+    if not sizes:
+        return
     figure, (times, requests) = plt.subplots(1, 2, figsize=(13, 5))
     width = 0.8 / len(PHASES)
     for index, name in enumerate(PHASES):
