@@ -9,6 +9,10 @@ Exchange Online says little when it refuses ("AUTHENTICATE failed.", "535 5.7.3"
 inferred from the token's own claims (decoded, not verified: we are its holder, not its audience):
 no role means no admin consent; a role that Exchange still refuses means Exchange does not know
 the service principal, or it has no FullAccess on that mailbox.
+
+Exchange Online also answers a login it cannot serve right now (IMAP "NO [UNAVAILABLE]", SMTP 4xx such as
+"454 4.7.0", a refused or dropped connection). Those say nothing about CE's registration, so the login is
+made again a bounded number of times with backoff, and one that stays temporary is explained as temporary.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,11 +22,12 @@ __metaclass__ = type
 import base64
 import datetime
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import mail_login
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, backoff_delay
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import MicrosoftAuth, cloud_endpoints, is_guid
 
 IMAP_ROLE = "IMAP.AccessAsApp"
@@ -46,6 +51,16 @@ CE_SECRET_FIXES = {
                      "update_secret: always), then retire the old one",
     "AADSTS700016": "CE's client id must be the Application (client) ID of CE's app in this directory (azuread_app's app_id)",
 }
+
+
+# New logins after a temporary answer, and the first wait in seconds (doubling, with jitter, capped): a busy
+# front end is usually back within seconds, and a proof that waits minutes helps nobody.
+LOGIN_RETRIES = 3
+LOGIN_RETRY_DELAY = 1.0
+LOGIN_RETRY_DELAY_CAP = 10.0
+# mail_login's own texts for a broken connection; "no answer ... in time" is not among them on purpose: a port
+# that a firewall drops would cost the whole timeout once per attempt.
+_DROPPED = ("connection closed during AUTHENTICATE", "connection failed during the login")
 
 
 class SettingsError(ValueError):
@@ -150,6 +165,48 @@ def unique_mailboxes(mailboxes):
     return result
 
 
+def is_temporary(login):
+    """Whether a failed login is worth making again: the server could not serve it now, or the connection broke.
+
+    Retried: IMAP's RFC 5530 ``[UNAVAILABLE]``, any SMTP 4xx reply to AUTH (``454 4.7.0``, ``421 4.3.2``), a refused
+    or reset connection, one dropped during the login. Not retried: refusals (``NO AUTHENTICATE failed.``, ``535``),
+    names that do not resolve, TLS failures, timeouts, and anything after a successful login (EXAMINE, the test message).
+    """
+    if login.get("ok"):
+        return False
+    stage, text = login.get("stage"), (login.get("response") or "")
+    if stage == "connect":
+        return not text.startswith("cannot resolve") and "in time" not in text
+    if stage != "authenticate":
+        return False
+    if isinstance(login.get("code"), int):
+        return 400 <= login["code"] < 500
+    if "[UNAVAILABLE]" in text.upper():
+        return True
+    return text.startswith(_DROPPED) and "in time" not in text
+
+
+def retry_delays(retries, first_delay, cap=LOGIN_RETRY_DELAY_CAP, rand=None):
+    """Seconds to wait before each of ``retries`` new logins: exponential from ``first_delay`` with jitter, capped."""
+    extra = {} if rand is None else {"rand": rand}
+    return [backoff_delay(attempt, base=first_delay, cap=cap, **extra) for attempt in range(1, retries + 1)]
+
+
+def _temporary_cause(protocol, login, settings):
+    attempts = login.get("attempts") or 1
+    tries = "on all %d attempts" % attempts if attempts > 1 else "(no new attempt: login_retries is 0)"
+    if login["stage"] == "connect":
+        cause, fix = _network_cause(protocol, login, settings)
+        return ("%s %s" % (cause, tries), fix + "; if it worked before, the server may be down: run the check again later")
+    if (login.get("response") or "").startswith(_DROPPED):
+        what = "the %s server closed the connection during the login %s" % (protocol.upper(), tries)
+    else:
+        what = "the %s server answered that it cannot log anyone in right now (a temporary failure) %s" % (protocol.upper(), tries)
+    return (what + "; this says nothing about CE's app registration or mailbox rights",
+            "run the check again later (playbooks/verify.yml); if it persists, look at Exchange Online in the Microsoft 365 admin "
+            "center's Service health, and check fewer mailboxes at once (parallelism) in case the service throttles")
+
+
 # -- diagnosis ------------------------------------------------------------------------------------
 def _network_cause(protocol, login, settings):
     host_key = "%s_host" % protocol
@@ -168,6 +225,8 @@ def diagnose_oauth(protocol, login, claims, mailbox, settings):
     """(cause, fix) for a failed XOAUTH2 login of ``protocol`` (imap / smtp) to ``mailbox``."""
     stage, text = login["stage"], login["response"] or ""
     role = IMAP_ROLE if protocol == "imap" else SMTP_ROLE
+    if login.get("temporary"):
+        return _temporary_cause(protocol, login, settings)
     if stage in ("connect", "tls", "starttls"):
         return _network_cause(protocol, login, settings)
     if stage == "token":
@@ -213,6 +272,8 @@ def diagnose_oauth(protocol, login, claims, mailbox, settings):
 def diagnose_basic(login, username, settings):
     """(cause, fix) for a failed basic-auth SMTP login or test message (the runbook's Send-MailMessage test)."""
     stage, text = login["stage"], login["response"] or ""
+    if login.get("temporary"):
+        return _temporary_cause("smtp", login, settings)
     if stage in ("connect", "tls", "starttls"):
         return _network_cause("smtp", login, settings)
     if stage == "send":
@@ -233,8 +294,9 @@ def diagnose_basic(login, username, settings):
 class MailboxOAuthCheck:
     """One run: token once, then each mailbox with bounded concurrency; read-only."""
 
-    def __init__(self, params, check_mode=False, warn=None, mask=None, auth=None, logins=mail_login):
+    def __init__(self, params, check_mode=False, warn=None, mask=None, auth=None, logins=mail_login, sleep=time.sleep):
         self.params = params
+        self.sleep = sleep
         self.check_mode = check_mode
         self.warn = warn or (lambda message: None)
         self.mask = mask or (lambda value: None)
@@ -257,6 +319,10 @@ class MailboxOAuthCheck:
             raise SettingsError("no mailboxes to check: give mailboxes (or smtp_basic_auth)")
         if self.params.get("parallelism") is not None and self.params["parallelism"] < 1:
             raise SettingsError("parallelism must be at least 1")
+        if self.params.get("login_retries") is not None and self.params["login_retries"] < 0:
+            raise SettingsError("login_retries must be 0 or more")
+        if self.params.get("login_retry_delay") is not None and self.params["login_retry_delay"] < 0:
+            raise SettingsError("login_retry_delay must be 0 or more seconds")
         if not self.params.get("client_secret"):
             raise SettingsError("client_secret is required: the client secret stored in CE's OAuth settings "
                                 "(certificates and managed identities are not something CE can use)")
@@ -296,6 +362,25 @@ class MailboxOAuthCheck:
             return None
         return {"from_address": from_address, "to_address": to_address}
 
+    def _with_retries(self, log_in):
+        """``log_in()`` again after each temporary failure, up to login_retries times; the result says how many attempts it took."""
+        retries = self.params.get("login_retries")
+        retries = LOGIN_RETRIES if retries is None else retries
+        first_delay = self.params.get("login_retry_delay")
+        delays = retry_delays(retries, LOGIN_RETRY_DELAY if first_delay is None else first_delay)
+        attempt = 1
+        while True:
+            login = log_in()
+            temporary = is_temporary(login)
+            if not temporary or attempt > len(delays):
+                break
+            self.sleep(delays[attempt - 1])
+            attempt += 1
+        login["attempts"] = attempt
+        if temporary:
+            login["temporary"] = True
+        return login
+
     def check_mailbox(self, mailbox, token_failure=None):
         s, timeout = self.settings, self.params.get("timeout", 30)
         entry = {"mailbox": mailbox}
@@ -304,10 +389,11 @@ class MailboxOAuthCheck:
             if token_failure:
                 login = dict(token_failure)
             elif protocol == "imap":
-                login = self.logins.imap_xoauth2(s["imap_host"], s["imap_port"], mailbox, self.token, self.context, timeout)
+                login = self._with_retries(lambda: self.logins.imap_xoauth2(s["imap_host"], s["imap_port"], mailbox, self.token,
+                                                                            self.context, timeout))
             else:
-                login = self.logins.smtp_xoauth2(s["smtp_host"], s["smtp_port"], mailbox, self.token, self.context, timeout,
-                                                 send=self._send_plan(mailbox))
+                login = self._with_retries(lambda: self.logins.smtp_xoauth2(s["smtp_host"], s["smtp_port"], mailbox, self.token,
+                                                                            self.context, timeout, send=self._send_plan(mailbox)))
                 self._note_skipped_send(login)
             login = self._clean(login)
             login["cause"], login["fix"] = (None, None) if login["ok"] else diagnose_oauth(protocol, login, self.claims, mailbox, s)
@@ -318,8 +404,9 @@ class MailboxOAuthCheck:
     def check_basic(self, account):
         s = self.settings
         username = account["username"]
-        login = self.logins.smtp_basic(s["smtp_host"], s["smtp_port"], username, account["password"], self.context,
-                                       self.params.get("timeout", 30), send=self._send_plan(account.get("from_address") or username))
+        login = self._with_retries(lambda: self.logins.smtp_basic(
+            s["smtp_host"], s["smtp_port"], username, account["password"], self.context, self.params.get("timeout", 30),
+            send=self._send_plan(account.get("from_address") or username)))
         self._note_skipped_send(login)
         login["cause"], login["fix"] = (None, None) if login["ok"] else diagnose_basic(login, username, s)
         return {"username": username, "ok": login["ok"], "smtp": login}
@@ -361,7 +448,8 @@ class MailboxOAuthCheck:
 
     @staticmethod
     def _auth_refused(entry):
-        return any(entry.get(p, {}).get("stage") == "authenticate" for p in ("imap", "smtp"))
+        # A temporary answer is no refusal: a new token would not change it.
+        return any(entry.get(p, {}).get("stage") == "authenticate" and not entry[p].get("temporary") for p in ("imap", "smtp"))
 
     def result(self, entries, basic, refreshed):
         s = self.settings

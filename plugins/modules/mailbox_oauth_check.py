@@ -153,6 +153,24 @@ options:
     description: How many mailboxes are checked at the same time.
     type: int
     default: 4
+  login_retries:
+    description:
+      - How many times a login is made again after a temporary answer before it counts as failed. Temporary are the answers
+        Exchange Online gives when it cannot serve a login right now (IMAP C(NO [UNAVAILABLE]), SMTP C(4xx) such as C(454 4.7.0)),
+        and a refused or dropped connection.
+      - Refusals (IMAP C(NO AUTHENTICATE failed.), SMTP C(535)), names that do not resolve, TLS failures and timeouts are never
+        retried. A login that stays temporary is reported as temporary, not as a missing registration or right.
+      - V(0) makes every login once.
+    type: int
+    default: 3
+    version_added: 0.2.0
+  login_retry_delay:
+    description:
+      - Seconds to wait before the first new login; each further one waits twice as long (with random jitter, at most 10 seconds).
+      - With the defaults a login that stays temporary costs about 4 to 7 seconds more.
+    type: float
+    default: 1.0
+    version_added: 0.2.0
   fail_on_error:
     description:
       - Fail the task, after checking every mailbox, when any login failed. The message names each failed mailbox with the server's
@@ -244,6 +262,8 @@ mailboxes:
     - One entry per mailbox, in the given order, with C(mailbox), C(ok), and C(imap) (and C(smtp) with O(smtp=true)), each holding
       C(ok), C(stage) (C(token), C(connect), C(tls), C(starttls), C(authenticate), C(examine), C(send) or C(done)), C(response) (the
       server's own text), C(cause) and C(fix) (null when it worked), and for SMTP C(test_message) when one was sent or skipped.
+    - Each login also holds C(attempts), how many logins it took (more than one after temporary answers, see O(login_retries)),
+      and C(temporary=true) when it failed with a temporary answer on every attempt.
   returned: always
   type: list
   elements: dict
@@ -293,6 +313,8 @@ def argument_spec():
         )),
         smtp_send_test_to=dict(type="str"),
         parallelism=dict(type="int", default=4),
+        login_retries=dict(type="int", default=3),
+        login_retry_delay=dict(type="float", default=1.0),
         fail_on_error=dict(type="bool", default=True),
         fresh_token=dict(type="bool", default=False),
         mail_ca_path=dict(type="path"),
