@@ -134,7 +134,7 @@ def write_inventory(path, description, lab_vars):
 
 
 # ----- drift by hand, through the services' own APIs -----------------------------------------------------
-def make_drift(lab, description, share=0.05):
+def make_drift(lab, description, ms_apps, share=0.05):
     """Break share of the CE tenants, alternating: the CE email connection stops using OAuth to receive (an admin in the
     CE Portal), or CE's app loses FullAccess on the tenant's first mailbox (an admin in Exchange). Returns what was broken."""
     lab_vars = lab.vars
@@ -153,7 +153,7 @@ def make_drift(lab, description, share=0.05):
             what = "email connection of %s no longer uses OAuth to receive" % tenant["name"]
         else:
             directory = lab_vars["lab_directories"][tenant["directory"]]
-            app = lab.ms_apps[directory["tenant_id"]]
+            app = ms_apps[directory["tenant_id"]]
             url = "%s/adminapi/beta/%s/InvokeCommand" % (lab_vars["lab_exchange_endpoint"], directory["tenant_id"])
             cmdlet = {"CmdletInput": {"CmdletName": "Remove-MailboxPermission", "Parameters": {
                 "Identity": tenant["mailboxes"][0], "User": app["service_principal_id"], "AccessRights": ["FullAccess"], "Confirm": False}}}
@@ -383,7 +383,7 @@ class FleetRun:
             handle.write(SAVE_APPS.replace("@REPO@", REPO).replace("@PATH@", self.ms_apps_file))
         done["cold"], _ = self.phase("cold", wrapper)
         with open(self.ms_apps_file) as handle:
-            self.lab.ms_apps = json.load(handle)["ms_apps"]
+            ms_apps = json.load(handle)["ms_apps"]
         if "warm" in phases:
             done["warm"], _ = self.phase("warm", site, "-e", apps)
         if "verify" in phases:
@@ -394,7 +394,7 @@ class FleetRun:
         if "profile" in phases:
             done["profile"] = self.profile(apps)
         if "check" in phases:
-            drift = make_drift(self.lab, self.description)
+            drift = make_drift(self.lab, self.description, ms_apps)
             done["check"], check_records = self.phase("check", site, "--check", "--diff", "-e", apps,
                                                       may_fail=[d["tenant"] for d in drift if d["proof_fails"]])
             done["check"]["drift"] = drift
