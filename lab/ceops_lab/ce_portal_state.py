@@ -40,7 +40,9 @@ SETTING_DEFAULTS = {"update_seconds": 1.0, "fail_next_update": None, "update_fai
 RANDOM_FAILURE = "Mail server mail01.%s.ce.lab did not confirm the new configuration within the time limit."
 
 
-def load_ce_seed(path=SEED_FILE):
+def load_ce_seed(path=None):
+    # A generated fleet (ceops_lab.fleet) points CEOPS_LAB_CE_SEED at its own CE seed.
+    path = path or os.environ.get("CEOPS_LAB_CE_SEED") or SEED_FILE
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 

@@ -118,7 +118,3 @@ def install(fleet_dir):
             raise FileNotFoundError("%s has no %s: write it with `python -m ceops_lab fleet --out %s`" % (fleet_dir, name, fleet_dir))
     os.environ[SEED_ENV] = os.path.join(fleet_dir, "seed.json")
     os.environ[CE_SEED_ENV] = os.path.join(fleet_dir, "ce_seed.json")
-    from . import ce_portal_state
-    # ce_portal_state.load_ce_seed takes its path as a default argument bound at import; until it reads
-    # CEOPS_LAB_CE_SEED itself, point that default at the fleet's CE seed.
-    ce_portal_state.load_ce_seed.__defaults__ = (os.environ[CE_SEED_ENV],)
