@@ -221,6 +221,14 @@ class AppReconciler:
             raise StepError("%s: resolving exchange_permissions" % self.label, ServiceError("Microsoft Graph", str(exc)))
         names_by_id = dict((v.get("id"), v.get("value")) for v in exchange_sp.get("appRoles", []))
         wanted_ids = set(wanted.values())
+        try:
+            retained = exchange_role_ids(exchange_sp, p.get("retain_exchange_permissions") or [])
+        except ValueError as exc:
+            raise StepError("%s: resolving retain_exchange_permissions" % self.label, ServiceError("Microsoft Graph", str(exc)))
+        # A retained permission stays when the app requests it already, and is not added otherwise: a run that does not see
+        # every CE tenant of the directory (an AWX slice) must not revoke what another CE tenant relies on.
+        if application is not None:
+            wanted_ids |= set(retained.values()) & requested_role_ids(application.get("requiredResourceAccess"))
 
         before = self.describe(application, names_by_id)
         created = application is None
@@ -236,7 +244,7 @@ class AppReconciler:
         secrets = self.ensure_secrets(application) if secret_options_of(p) else None
 
         self.result.update(display_name=p.get("display_name") or application.get("displayName"),
-                           exchange_permissions=sorted(p["exchange_permissions"]),
+                           exchange_permissions=sorted(names_by_id.get(i, i) for i in wanted_ids),
                            consented_permissions=sorted(names_by_id.get(i, i) for i in consented))
         after = {"state": "present", "display_name": self.result["display_name"], "unique_name": p.get("unique_name") or
                  application.get("uniqueName"), "exchange_permissions": self.result["exchange_permissions"],

@@ -47,7 +47,8 @@ options:
     type: str
   app_id:
     description:
-      - Application (client) ID of an existing app to manage, instead of finding it by name.
+      - Application (client) ID of an existing app to manage, instead of finding it by name. A GUID; anything else is refused
+        before any request.
     type: str
   state:
     description:
@@ -65,6 +66,17 @@ options:
     elements: str
     choices: [IMAP.AccessAsApp, POP.AccessAsApp, SMTP.SendAsApp]
     default: [IMAP.AccessAsApp, POP.AccessAsApp]
+  retain_exchange_permissions:
+    description:
+      - Exchange Online application permissions that are kept when the app already requests them and are not added when it
+        does not; a permission also in O(exchange_permissions) is added as usual.
+      - For a permission the run cannot decide alone, for example V(SMTP.SendAsApp) of an app shared by several CE tenants when
+        the run sees only some of them (an AWX job slice, C(--limit)), which must not revoke what another CE tenant relies on.
+    type: list
+    elements: str
+    choices: [IMAP.AccessAsApp, POP.AccessAsApp, SMTP.SendAsApp]
+    default: []
+    version_added: 0.2.0
   admin_consent:
     description:
       - Whether to grant admin consent (app role assignments) for O(exchange_permissions) and revoke it for other
@@ -219,7 +231,7 @@ display_name:
   returned: when the app exists
   type: str
 exchange_permissions:
-  description: Exchange Online application permissions requested by the app.
+  description: Exchange Online application permissions requested by the app (O(exchange_permissions) and those retained).
   returned: when O(state=present)
   type: list
   elements: str
@@ -312,6 +324,7 @@ actions:
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import MicrosoftModule
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.azuread import AppReconciler, EXCHANGE_ROLE_NAMES, duplicate_names
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import is_guid
 
 
 def secret_suboptions():
@@ -332,19 +345,32 @@ def argument_spec():
         state=dict(type="str", choices=["present", "absent"], default="present"),
         exchange_permissions=dict(type="list", elements="str", choices=list(EXCHANGE_ROLE_NAMES),
                                   default=["IMAP.AccessAsApp", "POP.AccessAsApp"]),
+        retain_exchange_permissions=dict(type="list", elements="str", choices=list(EXCHANGE_ROLE_NAMES), default=[]),
         admin_consent=dict(type="bool", default=True),
         app_secret=dict(type="dict", no_log=False, options=secret_suboptions()),
         app_secrets=dict(type="list", elements="dict", no_log=False, options=secret_suboptions()),
     )
 
 
+def input_problem(params):
+    """What is wrong with the options, before any request; None when nothing is."""
+    if params.get("app_id") is not None and not is_guid(params["app_id"]):
+        # Graph would take it as a lookup, find nothing and have us create an app: say what app_id is instead.
+        return ("app_id %r is not a GUID: use the Application (client) ID of CE's app registration (Entra admin center > App "
+                "registrations > the app > Overview), or find the app by unique_name or display_name" % (params["app_id"],))
+    repeated = duplicate_names(params.get("app_secrets") or [])
+    if repeated:
+        return "app_secrets names must be unique; repeated: %s" % ", ".join(repeated)
+    return None
+
+
 def main():
     module = MicrosoftModule(argument_spec(), supports_check_mode=True,
                              required_one_of=[("display_name", "unique_name", "app_id")],
                              mutually_exclusive=[("app_secret", "app_secrets")])
-    repeated = duplicate_names(module.params.get("app_secrets") or [])
-    if repeated:
-        module.fail_json(msg="app_secrets names must be unique; repeated: %s" % ", ".join(repeated))
+    problem = input_problem(module.params)
+    if problem:
+        module.fail_json(msg=problem)
     reconciler = AppReconciler(module.graph, module.auth, module.params, check_mode=module.check_mode)
     module.run(reconciler.run)
 

@@ -358,9 +358,6 @@ def test_a_ce_tenant_whose_portal_has_no_credential_fails_naming_the_portal(lab,
     assert lab.ce_counters("us")["requests"] == 0 and lab.ce_counters("emea")["writes"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="roles/azuread_app_registration decides SMTP.SendAsApp from the CE tenants in "
-                                       "groups['all'], which in a slice job are only the slice's: a later slice without the "
-                                       "directory's sending CE tenant revokes the permission (docs/awx.md, Job slicing)")
 def test_a_slice_without_the_directorys_sending_ce_tenant_keeps_its_send_permission(lab, tmp_path):
     """umbrella (contoso, on CE 7.6) sends with OAuth, acme (contoso) does not; sliced apart, umbrella's slice first.
     Only the Azure AD part runs: it alone decides the directory app's permissions."""

@@ -16,12 +16,8 @@ import pytest
 from reliability import Run, clean_cold_converge, duplicates, fingerprint, site
 
 # A secret's value exists only in the memory of the run that creates it (Entra never shows it again), and CE's OAuth
-# settings are written later in the same run: a run killed in between leaves a secret nobody has, and a re-run finds
-# the tenant's secret present, makes no new one, and cannot give CE any. The Azure AD part has to notice that CE has
-# no secret for the tenant (or not that one) and replace the orphan; that is the azuread_app_registration role's and
-# azuread_app's, not this file's, so the points that show it are strict xfails (they fail loudly once it is fixed).
-SECRET_LOST = pytest.mark.xfail(strict=True, reason="killed between the secret's creation and CE's OAuth settings: the re-run "
-                                                    "cannot give CE a secret (azuread_app_registration keeps the orphan)")
+# settings are written later in the same run: a run killed in between leaves a secret nobody has. The re-run finds CE's
+# settings without a secret, makes a new secret for that CE tenant, removes the lost one and gives CE the new one.
 
 
 def point(name, endpoint, after=1, *marks):
@@ -33,11 +29,11 @@ POINTS = [
     point("after-app-create", r"^PATCH /v1.0/applications\(uniqueName="),
     point("after-service-principal-create", r"^POST /v1.0/servicePrincipals$"),
     point("after-first-consent", r"^POST /v1.0/servicePrincipals/\{id\}/appRoleAssignedTo$"),
-    point("after-secret-create", r"/addPassword$", 1, SECRET_LOST),
-    point("after-exchange-service-principal", r"^POST InvokeCommand New-ServicePrincipal$", 1, SECRET_LOST),
-    point("mid-mailbox-permissions", r"^POST InvokeCommand Add-MailboxPermission$", 2, SECRET_LOST),
-    point("after-gateway-create", r"^POST /emea/api/v1/email-gateways$", 1, SECRET_LOST),
-    point("between-tenants-oauth-settings", r"^POST /emea/api/v1/tenants/\{tenant\}/oauth-settings$", 1, SECRET_LOST),
+    point("after-secret-create", r"/addPassword$"),
+    point("after-exchange-service-principal", r"^POST InvokeCommand New-ServicePrincipal$"),
+    point("mid-mailbox-permissions", r"^POST InvokeCommand Add-MailboxPermission$", 2),
+    point("after-gateway-create", r"^POST /emea/api/v1/email-gateways$"),
+    point("between-tenants-oauth-settings", r"^POST /emea/api/v1/tenants/\{tenant\}/oauth-settings$"),
     point("after-email-connection-create", r"^POST /emea/api/v1/tenants/\{tenant\}/email-connections$"),
     point("mid-batch-update", r"^POST /emea/api/v1/server-updates$"),
 ]

@@ -218,11 +218,7 @@ CASES = [
 
 
 # Cases whose module (owned by another helper) does not yet give the message the matrix asks for; see docs/security.md.
-XFAIL = {
-    "app-id-not-a-guid": "azuread_app sends app_id 'CE Email' to Graph as a lookup and then says 'set display_name to create the "
-                         "app'; it should refuse a non-GUID app_id before any request: \"app_id 'CE Email' is not a GUID: use the "
-                         "Application (client) ID\"",
-}
+XFAIL = {}
 # One message a person can read: the oversized case holds it to this many characters.
 MAX_MESSAGE = 4000
 

@@ -239,10 +239,7 @@ def summary_failure(output, host):
 @pytest.mark.parametrize("host,fragments", [
     ("globex", ["CE:", "tenant globex", "HTTP 401", "check ce_token"]),
     ("initech", ["Azure AD:", "directory 7a2b3c4d-2b3c-4d5e-9f0a-1b2c3d4e5f62", "AADSTS7000215", "secret's Value (not its ID)"]),
-    pytest.param("hooli", ["Exchange Online:", UNKNOWN_MAILBOX, "does not exist", "ce_mailboxes"], marks=pytest.mark.xfail(
-        strict=True, reason="roles/exchange_online_access/tasks/main.yml 'Fail CE tenants whose mailboxes could not be given access' "
-                            "joins the per-mailbox messages but drops the module's fix; it should end with 'check these addresses "
-                            "in Exchange Online, or remove them from ce_mailboxes, and run again'")),
+    ("hooli", ["Exchange Online:", UNKNOWN_MAILBOX, "does not exist", "ce_mailboxes", "and run again"]),
     ("umbrella", ["CE:", "tenant umbr\u00e9lla", "is not a Portal tenant name", "lowercase letters, digits and '-'"]),
 ])
 def test_bad_inventory_values_fail_their_ce_tenant_with_one_clear_line(runs, host, fragments):
@@ -253,11 +250,6 @@ def test_bad_inventory_values_fail_their_ce_tenant_with_one_clear_line(runs, hos
         assert fragment in line, line
 
 
-@pytest.mark.xfail(strict=True, reason="roles/ce_email_oauth/tasks/main.yml, batch update task, var ce_email_oauth_deployment_changed: "
-                                       "map('extract', hostvars, 'ce_email_oauth_changed') fails in check mode when a CE tenant of the "
-                                       "deployment failed before that fact was set, and the batch update then fails every other tenant "
-                                       "of the deployment; use map('extract', hostvars) | map(attribute='ce_email_oauth_changed', "
-                                       "default=false)")
 def test_a_healthy_ce_tenant_beside_failing_ones_finishes(runs):
     # acme shares directory contoso with umbrella and CE deployment emea with globex, which both fail in the CE part.
     output = runs.results["failing"].output

@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
-"""ce_send_with_oauth: SMTP.SendAsApp for the directory's app, decided from every CE tenant of the directory."""
+"""ce_send_with_oauth: SMTP.SendAsApp for the directory's app, added when a CE tenant of the directory sends; taken away only on
+ceops_revoke_send_with_oauth (a run may not see every CE tenant of the directory)."""
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
@@ -50,3 +51,29 @@ def test_a_run_limited_to_a_non_sending_tenant_keeps_the_directorys_send_permiss
     assert "revoke admin consent" not in limited.stdout
     assert fresh_lab.counters()["services"]["graph"]["totals"]["writes"] == 0
     assert SMTP_SEND_AS_APP in northwind_consents(fresh_lab)
+
+
+def northwind_requested(lab):
+    directory = lab.state("graph")["directories"]["northwind"]
+    app = [a for a in directory["applications"] if a.get("uniqueName") == "ce-email"][0]
+    return set(r["id"] for entry in app["requiredResourceAccess"] for r in entry["resourceAccess"] if r["type"] == "Role")
+
+
+def test_the_send_permission_goes_only_when_the_inventory_says_so(fresh_lab, tmp_path):
+    """No CE tenant of the run sends any more: a run cannot tell whether one outside it (another AWX slice) still does, so
+    SMTP.SendAsApp stays until ceops_revoke_send_with_oauth says to take it away."""
+    northwind = ("--limit", "hooli,hooli2")
+    converged = azuread(fresh_lab, tmp_path, *northwind)
+    assert converged.returncode == 0, converged.stdout[-2000:]
+    assert SMTP_SEND_AS_APP in northwind_consents(fresh_lab) and SMTP_SEND_AS_APP in northwind_requested(fresh_lab)
+
+    fresh_lab.reset_counters()
+    nobody_sends = azuread(fresh_lab, tmp_path, "-e", "ce_send_with_oauth=false", *northwind)
+    assert nobody_sends.returncode == 0, nobody_sends.stdout[-2000:]
+    assert fresh_lab.counters()["services"]["graph"]["totals"]["writes"] == 0
+    assert SMTP_SEND_AS_APP in northwind_consents(fresh_lab) and SMTP_SEND_AS_APP in northwind_requested(fresh_lab)
+
+    revoked = azuread(fresh_lab, tmp_path, "-e", "ce_send_with_oauth=false", "-e", "ceops_revoke_send_with_oauth=true", *northwind)
+    assert revoked.returncode == 0, revoked.stdout[-2000:]
+    assert "revoke admin consent for SMTP.SendAsApp" in revoked.stdout
+    assert SMTP_SEND_AS_APP not in northwind_consents(fresh_lab) and SMTP_SEND_AS_APP not in northwind_requested(fresh_lab)
