@@ -167,7 +167,7 @@ options:
   login_retry_delay:
     description:
       - Seconds to wait before the first new login; each further one waits twice as long (with random jitter, at most 10 seconds).
-      - With the defaults a login that stays temporary costs about 4 to 7 seconds more.
+      - With the defaults a login that stays temporary costs about 3.5 to 7 seconds more.
     type: float
     default: 1.0
     version_added: 0.2.0

@@ -27,13 +27,13 @@ DOVECOT_REFUSED = {"ok": False, "stage": "authenticate", "response": "[CONTACTAD
 SMTP_TEMPORARY = {"ok": False, "stage": "authenticate", "response": "454 4.7.0 Temporary authentication failure [X]", "code": 454}
 SMTP_BUSY = {"ok": False, "stage": "authenticate", "response": "421 4.3.2 Service not available", "code": 421}
 SMTP_REFUSED = {"ok": False, "stage": "authenticate", "response": "535 5.7.3 Authentication unsuccessful [X]", "code": 535}
-SMTP_BASIC_OFF = {"ok": False, "stage": "authenticate", "response": "535 5.7.139 Authentication unsuccessful, basic "
-                                                                     "authentication is disabled. [X]", "code": 535}
+SMTP_BASIC_OFF = {"ok": False, "stage": "authenticate", "code": 535,
+                  "response": "535 5.7.139 Authentication unsuccessful, basic authentication is disabled. [X]"}
 REFUSED_CONNECTION = {"ok": False, "stage": "connect", "response": "127.0.0.1:993 refused the connection"}
 RESET = {"ok": False, "stage": "connect", "response": "127.0.0.1:993: [Errno 104] Connection reset by peer"}
 DROPPED_IMAP = {"ok": False, "stage": "authenticate", "response": "connection closed during AUTHENTICATE: socket error: EOF"}
-DROPPED_SMTP = {"ok": False, "stage": "authenticate", "response": "connection failed during the login: 127.0.0.1:587: Connection "
-                                                                   "unexpectedly closed"}
+DROPPED_SMTP = {"ok": False, "stage": "authenticate",
+                "response": "connection failed during the login: 127.0.0.1:587: Connection unexpectedly closed"}
 NO_DNS = {"ok": False, "stage": "connect", "response": "cannot resolve outlook.office365.example: Name or service not known"}
 TIMEOUT = {"ok": False, "stage": "connect", "response": "no answer from 127.0.0.1:993 in time"}
 UNTRUSTED = {"ok": False, "stage": "tls", "response": "TLS certificate of 127.0.0.1:993 not trusted: self-signed certificate"}
