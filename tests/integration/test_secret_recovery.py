@@ -7,7 +7,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
 
 from test_ce_lab_playbook import playbook, recap
 
@@ -51,6 +50,14 @@ def test_ce_gets_a_new_secret_when_the_one_made_for_it_was_lost(fresh_lab, tmp_p
         assert fragment in alone.stdout, alone.stdout[-3000:]
     assert graph_writes(fresh_lab) == 0
     assert acme_secret_ids(fresh_lab) == [lost_key_id] and acme_settings(fresh_lab) == []
+
+    # With them, in check mode: the plan says a new secret would be made, and nothing is written anywhere.
+    fresh_lab.reset_counters()
+    plan = playbook(fresh_lab, tmp_path, "playbooks/ce.yml", "--check", "-e", app_id, *limit)
+    assert plan.returncode == 0, plan.stdout[-3000:]
+    assert "make a new client secret for CE tenant acme" in plan.stdout, plan.stdout[-3000:]
+    services = fresh_lab.counters()["services"]
+    assert sum(services.get(name, {}).get("totals", {}).get("writes", 0) for name in ("graph", "ce")) == 0
 
     # With them: a new secret replaces the lost one, CE holds it, and the proof in the same run logs in with it.
     recovered = playbook(fresh_lab, tmp_path, "playbooks/ce.yml", "playbooks/verify.yml", "-e", app_id, *limit)
