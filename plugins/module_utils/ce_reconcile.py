@@ -251,6 +251,8 @@ class OAuthSettingsReconciler(Reconciler):
         secret = p["client_secret"]
         if current is None:
             if not secret:
+                # Structured, so a playbook can tell "needs a secret" from every other failure (roles/ce_email_oauth recovers it).
+                self.result["client_secret_required"] = True
                 self.fail("client_secret is required to create them (the Portal never returns a stored secret); pass the "
                           "secret's value, for example from the run that created it or from Ansible Vault")
             send_secret = True

@@ -174,6 +174,12 @@ client_secret_updated:
   description: Whether this run sent the client secret (or would, in check mode).
   returned: when O(state=present)
   type: bool
+client_secret_required:
+  description:
+    - True when the task failed only because the OAuth settings must be created and no O(client_secret) was given
+      (the Portal never returns a stored secret). A playbook can then make a new secret and run the task again.
+  returned: on that failure
+  type: bool
 ce_version:
   description: CE version the Portal reports.
   returned: always
