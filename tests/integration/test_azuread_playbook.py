@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from playbook_output import recap
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -23,16 +24,6 @@ def ansible(lab, tmp_path, *args):
                ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="default")
     return subprocess.run([os.path.join(BIN, args[0])] + list(args[1:]), cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
-
-
-def recap(output):
-    """{host: {ok, changed, failed, ...}} from the PLAY RECAP."""
-    hosts = {}
-    for line in output.split("PLAY RECAP")[-1].splitlines():
-        match = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
-        if match:
-            hosts[match.group(1)] = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2)))
-    return hosts
 
 
 def playbook(lab, tmp_path, *extra, **kwargs):

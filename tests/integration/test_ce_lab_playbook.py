@@ -5,9 +5,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import re
 import subprocess
 import sys
+from playbook_output import recap
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -20,15 +20,6 @@ def playbook(lab, tmp_path, *args):
                ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="default")
     return subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "inventories/lab"] + list(args), cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
-
-
-def recap(output):
-    hosts = {}
-    for line in output.split("PLAY RECAP")[-1].splitlines():
-        match = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
-        if match:
-            hosts[match.group(1)] = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2)))
-    return hosts
 
 
 def ce_writes(lab):

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from playbook_output import recap
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -37,15 +38,6 @@ def both_parts(tmp_path):
     path.write_text("---\n- name: Azure AD part\n  ansible.builtin.import_playbook: %s/playbooks/azuread.yml\n"
                     "- name: Exchange Online part\n  ansible.builtin.import_playbook: %s/playbooks/exchange_online.yml\n" % (REPO, REPO))
     return str(path)
-
-
-def recap(output):
-    hosts = {}
-    for line in output.split("PLAY RECAP")[-1].splitlines():
-        match = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
-        if match:
-            hosts[match.group(1)] = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2)))
-    return hosts
 
 
 def cmdlets(lab):

@@ -17,6 +17,7 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_mailbox_oauth_check_lab import cached_tokens, lab_tls, mail  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+from playbook_output import recap
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -32,15 +33,6 @@ def inventory_tenants():
 
 
 TENANTS = inventory_tenants()
-
-
-def recap(output):
-    hosts = {}
-    for line in output.split("PLAY RECAP")[-1].splitlines():
-        match = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
-        if match:
-            hosts[match.group(1)] = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2)))
-    return hosts
 
 
 @pytest.fixture

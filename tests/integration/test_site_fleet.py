@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from bench import fleet_bench
+from playbook_output import recap
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -135,16 +136,6 @@ class Fleet:
     def connection(self, deployment, tenant):
         page = self.portal(deployment, "GET", "/tenants/%s/email-connections?name=Exchange%%20Online" % tenant)
         return page["items"][0]
-
-
-def recap(output):
-    """{host: {ok, changed, failed, ...}} from the PLAY RECAP."""
-    hosts = {}
-    for line in output.split("PLAY RECAP")[-1].splitlines():
-        match = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
-        if match:
-            hosts[match.group(1)] = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2)))
-    return hosts
 
 
 def tasks(output):
