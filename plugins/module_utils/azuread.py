@@ -92,13 +92,18 @@ def plan_secrets(creds, options, now):
     """Decide (create_new, key_ids_to_remove) for the secrets of one name.
 
     Expired secrets go always (they can only confuse); older valid ones only on retire_previous,
-    because CE may still be using them until it has the new one.
+    because CE may still be using them until it has the new one. An entry naming remove_key_ids removes exactly those
+    (of this name, if still there) and creates nothing.
     """
     newest = creds[0] if creds else None
     newest_end = parse_time(newest.get("endDateTime")) if newest else None
     renew_at = now + datetime.timedelta(days=options["renew_before_days"])
     create = bool(options["rotate"] or newest is None or newest_end <= renew_at)
     remove = [c["keyId"] for c in creds if parse_time(c.get("endDateTime")) <= now]
+    named = [key_id.lower() for key_id in options.get("remove_key_ids") or []]
+    if named:
+        # Only removes: its own secret not yet listed (Graph's lag after a create) must not look like "none, make one".
+        return False, remove + [c["keyId"] for c in creds if c["keyId"].lower() in named and c["keyId"] not in remove]
     if options["retire_previous"]:
         keep = None if create else newest.get("keyId")
         remove = [c["keyId"] for c in creds if c["keyId"] != keep]

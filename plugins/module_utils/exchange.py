@@ -175,6 +175,12 @@ def is_user_not_replicated(error):
     return "wasn't found" in (error.message or "") and error.cmdlet in ("Add-MailboxPermission", "Remove-MailboxPermission")
 
 
+def is_existing_service_principal(error):
+    """New-ServicePrincipal for an app or object id Exchange already has: ADObjectAlreadyExistsException ("The object
+    '...' already exists.") for the object id, or "A service principal with AppId '...' already exists" for the app."""
+    return error.cmdlet == "New-ServicePrincipal" and (error.code == "ADObjectAlreadyExistsException" or "already exists" in (error.message or ""))
+
+
 def is_entra_sp_not_found(error):
     """New-ServicePrincipal could not find the pair in Entra: a wrong id, or one Exchange does not see yet."""
     return error.cmdlet == "New-ServicePrincipal" and "couldn't be found in Microsoft Entra ID" in (error.message or "")

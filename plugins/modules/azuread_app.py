@@ -144,6 +144,17 @@ options:
         description: Remove every secret of this name except the newest.
         type: bool
         default: false
+      remove_key_ids:
+        description:
+          - Remove the secrets of this name with these key IDs, and nothing else; an entry that lists any never creates a
+            secret. Key IDs no longer there (another run removed them) are skipped; key IDs of secrets with another name are
+            ignored.
+          - For a secret a run made but could not give to CE (another run gave CE its own first), or the secrets a lost one
+            left behind, once CE holds a new one. Key IDs are not secret.
+        type: list
+        elements: str
+        default: []
+        version_added: 0.3.0
 notes:
   - The new secret's value is returned only by the run that created it, in RV(client_secret) (or RV(app_secrets.client_secret)).
     Register the result on a task with C(no_log=true) and hand the value on in memory, as the C(azuread_app_registration) role does.
@@ -334,6 +345,7 @@ def secret_suboptions():
         renew_before_days=dict(type="int", default=30),
         rotate=dict(type="bool", default=False),
         retire_previous=dict(type="bool", default=False),
+        remove_key_ids=dict(type="list", elements="str", default=[], no_log=False),
     )
 
 

@@ -55,6 +55,12 @@ def test_required_resource_access_keeps_other_apis_and_delegated_scopes():
     ([cred("a", 200), cred("b", -1)], {}, False, ["b"]),           # expired ones always go
     ([cred("a", 200), cred("b", 100)], {"retire_previous": True}, False, ["b"]),
     ([cred("a", 10), cred("b", 5)], {"retire_previous": True}, True, ["a", "b"]),
+    # Named removal (a secret CE never got, or the ones a lost secret left): exactly those, and never a new one, even
+    # when the one to remove is not listed yet or is the only one, or the newest is within its renewal window.
+    ([cred("a", 200), cred("b", 100)], {"remove_key_ids": ["A"]}, False, ["a"]),
+    ([cred("a", 200)], {"remove_key_ids": ["gone"]}, False, []),
+    ([], {"remove_key_ids": ["a"], "rotate": True}, False, []),
+    ([cred("a", 10), cred("b", -1)], {"remove_key_ids": ["a", "b"]}, False, ["b", "a"]),
 ])
 def test_secret_plan(creds, options, create, remove):
     ordered = azuread.secrets_named({"passwordCredentials": creds}, "CE")

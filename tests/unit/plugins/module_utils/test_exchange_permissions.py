@@ -331,6 +331,43 @@ def test_service_principal_is_created_with_the_directorys_name_then_left_alone()
     assert again["changed"] is False and again["actions"] == []
 
 
+class RacedExchange(FakeExchange):
+    """Another run creates the service principal between this run's Get-ServicePrincipal and its New-ServicePrincipal."""
+
+    def new_serviceprincipal(self, cmdlet, p):
+        registered(self)
+        raise ExchangeError("Active Directory operation failed on AM0PR07A017DC002.EURPR07A017.PROD.OUTLOOK.COM. The object "
+                            "'CN=%s,OU=contoso.onmicrosoft.com' already exists." % p["ObjectId"], cmdlet=cmdlet,
+                            error_type="Microsoft.Exchange.Data.Directory.ADObjectAlreadyExistsException")
+
+
+def test_a_service_principal_another_run_just_created_is_taken_as_done():
+    fake = RacedExchange()
+    result, _ignored = reconcile_sp(fake, FakeGraph())
+    assert not result.get("failed") and result["changed"] is False and result["object_id"] == SP_ID
+    assert result["actions"] == ["create the Exchange service principal (New-ServicePrincipal -AppId %s -ObjectId %s): already done by "
+                                 "another run" % (APP_ID, SP_ID)]
+    assert len(fake.service_principals) == 1
+
+
+class OtherObjectExchange(FakeExchange):
+    """Exchange already has a service principal for the app, with another object id."""
+
+    def new_serviceprincipal(self, cmdlet, p):
+        raise ExchangeError("A service principal with AppId '%s' already exists: '%s'." % (APP_ID, OTHER_ID), cmdlet=cmdlet)
+
+    def get_serviceprincipal(self, cmdlet, p):
+        if len([c for c, _params in self.calls if c == cmdlet]) == 1:
+            raise self.not_found(cmdlet, p["Identity"])
+        return [{"AppId": APP_ID, "ObjectId": OTHER_ID, "DisplayName": "x", "Identity": OTHER_ID}]
+
+
+def test_an_existing_service_principal_with_another_object_id_still_fails():
+    with pytest.raises(StepError) as failure:
+        reconcile_sp(OtherObjectExchange(), FakeGraph())
+    assert "already exists" in failure.value.cause.message
+
+
 def test_check_mode_plans_without_writing():
     fake = FakeExchange()
     result, _ignored = reconcile_sp(fake, FakeGraph(), check_mode=True, display_name="CE Email")
