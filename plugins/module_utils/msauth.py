@@ -218,7 +218,7 @@ class MsalHttpClient:
                                    timeout=kwargs.get("timeout", self.transport.timeout))
 
     def close(self):
-        self.transport.session.close()
+        self.transport.close()
 
 
 class MicrosoftAuth:
