@@ -22,15 +22,15 @@ import time
 import uuid
 
 
-
 def _requests(service):
     """The requests library, imported on first use: a module process that sends nothing (the login proof with a cached
-    token, in every warm run) spares its import, ~0.15 s of CPU per process (docs/benchmark.md)."""
+    token, in every warm run) spares its import, ~0.06 s of CPU per process (docs/benchmark.md)."""
     try:
         import requests  # pylint: disable=import-outside-toplevel
     except ImportError as exc:  # pragma: no cover - reported by the module
         raise ServiceError(service, "the Python library 'requests' is required: %s" % exc)
     return requests
+
 
 RETRY_STATUSES = frozenset((429, 503, 504))
 IDEMPOTENT_METHODS = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS"))

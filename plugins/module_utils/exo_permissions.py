@@ -13,7 +13,8 @@ import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import ExchangeError, is_entra_sp_not_found, is_existing_service_principal, is_not_found
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import (
+    ExchangeError, is_entra_sp_not_found, is_existing_service_principal, is_not_found)
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import StepError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import is_guid

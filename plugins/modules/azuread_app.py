@@ -113,6 +113,14 @@ options:
         description: Remove every secret of this name except the newest. Use once CE works with the newest.
         type: bool
         default: false
+      remove_key_ids:
+        description:
+          - Remove the secrets of this name with these key IDs, and nothing else; given, no secret is created. Key IDs no
+            longer there are skipped; key IDs of secrets with another name are ignored.
+        type: list
+        elements: str
+        default: []
+        version_added: 0.2.0
   app_secrets:
     description:
       - Several client secrets of the app, each managed by its name as O(app_secret) manages one, in one invocation; for
@@ -154,7 +162,7 @@ options:
         type: list
         elements: str
         default: []
-        version_added: 0.3.0
+        version_added: 0.2.0
 notes:
   - The new secret's value is returned only by the run that created it, in RV(client_secret) (or RV(app_secrets.client_secret)).
     Register the result on a task with C(no_log=true) and hand the value on in memory, as the C(azuread_app_registration) role does.
