@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from ceops_lab.admin import LabError
+from playbook_output import recap
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -49,15 +50,6 @@ TENANTS = inventory_tenants()
 
 def fingerprint(secret):
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()[:8]
-
-
-def recap(output):
-    hosts = {}
-    for line in output.split("PLAY RECAP")[-1].splitlines():
-        match = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
-        if match:
-            hosts[match.group(1)] = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2)))
-    return hosts
 
 
 def outcome(result):
