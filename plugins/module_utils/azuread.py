@@ -14,7 +14,7 @@ import json
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import EXCHANGE_APP_ID
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import StepError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import AlreadyDone, StepError
 
 EXCHANGE_ROLE_NAMES = ("IMAP.AccessAsApp", "POP.AccessAsApp", "SMTP.SendAsApp")
 
@@ -138,13 +138,6 @@ def token_tenant(token):
 
 
 # -- the reconciler -------------------------------------------------------------------------------
-class AlreadyDone:
-    """What a write returns when Graph says another run has just done it: not a change of ours."""
-
-    def __init__(self, value=None):
-        self.value = value
-
-
 class AppReconciler:
     def __init__(self, graph, auth, params, check_mode=False, now=None):
         self.graph = graph

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import (
     ExchangeError, is_entra_sp_not_found, is_existing_service_principal, is_not_found)
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import StepError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import AlreadyDone, StepError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import is_guid
 
 ACCESS_RIGHTS = ("FullAccess", "ReadPermission", "ChangePermission", "ChangeOwner", "DeleteItem", "ExternalAccount")
@@ -130,7 +130,6 @@ class ServicePrincipalReconciler:
         self.actions = []
         self.warnings = []
         self.changed = False
-        self.raced = False
         self.result = {"app_id": params["app_id"]}
         self.label = "Exchange service principal of app %s in directory %s" % (params["app_id"], params["tenant_id"])
 
@@ -146,10 +145,15 @@ class ServicePrincipalReconciler:
 
     def act(self, description, call):
         self.actions.append(description)
-        self.changed = True
+        changed_before, self.changed = self.changed, True
         if self.check_mode:
             return None
-        return self.step(description, call)
+        outcome = self.step(description, call)
+        if isinstance(outcome, AlreadyDone):
+            self.actions[-1] = "%s: already done by another run" % description
+            self.changed = changed_before
+            return outcome.value
+        return outcome
 
     def run(self):
         p = self.params
@@ -170,13 +174,8 @@ class ServicePrincipalReconciler:
                      % existing.get("ObjectId"), lambda: self.exchange.remove_service_principal(identity_of(existing)))
             current = None
         if current is None:
-            changed_before = self.changed
             created = self.act("create the Exchange service principal (New-ServicePrincipal -AppId %s -ObjectId %s)" % (p["app_id"], p["object_id"]),
                                lambda: self.create(wanted_name, verified=directory_sp is not None))
-            if self.raced:
-                # Another run (an AWX slice, a second job) created it between our read and our write: not our change.
-                self.actions[-1] += ": already done by another run"
-                self.changed = changed_before
             current = created or {"AppId": p["app_id"], "ObjectId": p["object_id"], "DisplayName": wanted_name}
         elif p.get("display_name") and current.get("DisplayName") != p["display_name"]:
             self.act("rename the Exchange service principal from %r to %r" % (current.get("DisplayName"), p["display_name"]),
@@ -194,8 +193,8 @@ class ServicePrincipalReconciler:
             if is_existing_service_principal(error):
                 found = self.exchange.get_service_principal(p["app_id"])
                 if found and (found.get("ObjectId") or "").lower() == p["object_id"].lower():
-                    self.raced = True
-                    return found
+                    # Another run created it between our read and our write.
+                    return AlreadyDone(found)
             if is_entra_sp_not_found(error):
                 error.hint = ("object_id must be the object id of the app's service principal (Enterprise applications > Object ID, "
                               "azuread_app's service_principal_id), not the application's object id; if the service principal was "

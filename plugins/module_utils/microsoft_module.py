@@ -125,6 +125,14 @@ class MicrosoftModule(AnsibleModule):
         self.exit_json(**result)
 
 
+class AlreadyDone:
+    """What a write returns when the service says another run has just done it (an AWX slice, a second job): not a
+    change of ours."""
+
+    def __init__(self, value=None):
+        self.value = value
+
+
 class StepError(Exception):
     """A ServiceError with the step that failed and what was done before it."""
 
