@@ -93,16 +93,19 @@ def test_two_site_runs_at_once_end_clearly_and_leave_one_correct_state(two_jobs)
 
 
 def test_two_site_runs_at_once_leave_one_secret_per_managed_name(two_jobs):
-    """Both runs make a secret for each CE tenant; CE takes one run's, and the other run removes its own (by key id) and
-    says so, instead of leaving a live secret nobody holds."""
+    """Where both runs made a CE tenant's secret, CE takes one run's and the other run removes its own (by key id) and says
+    so, instead of leaving a live secret nobody holds. (The lab holds both runs at the app lookup; whether both then also
+    make each secret depends on timing, so the count of secrets made is read from the runs' reports.)"""
     assert duplicates(two_jobs["after_jobs"]) == []
     assert duplicates(two_jobs["final"]) == []
-    removed = dict((tenant, key_id) for job in two_jobs["jobs"]
+    outputs = [job.output for job in two_jobs["jobs"]]
+    removed = dict((tenant, key_id) for output in outputs
                    for tenant, key_id in re.findall(r"CE tenant (\w+): another run gave CE's OAuth settings .*? after this run made "
-                                                    r"secret ([0-9a-f-]{36})", job.output))
-    assert sorted(removed) == sorted(SLICE), [job.output[-3000:] for job in two_jobs["jobs"]]
+                                                    r"secret ([0-9a-f-]{36})", output))
     for tenant in SLICE:
-        assert len(two_jobs["key_ids"][tenant]) == 1 and two_jobs["key_ids"][tenant] != [removed[tenant]], two_jobs["key_ids"]
+        made = sum(output.count("create client secret 'CE mailbox access (%s)'" % tenant) for output in outputs)
+        assert made - (tenant in removed) == 1, (tenant, made, removed, [output[-3000:] for output in outputs])
+        assert len(two_jobs["key_ids"][tenant]) == 1 and two_jobs["key_ids"][tenant] != [removed.get(tenant)], two_jobs["key_ids"]
 
 
 def test_two_jobs_repairing_the_same_connection_write_it_once(fresh_lab, run_module, monkeypatch):
