@@ -7,8 +7,9 @@
 Each module invocation is a fresh Python process, so msal's in-memory cache would fetch a
 token per task. Tokens are therefore kept in a file cache (one file per directory, client,
 credential and resource; 0600, in a 0700 directory, flock-ed while fetching) so that parallel
-forks make one token request between them. msal is imported only when a token must really
-be fetched: a warm run never pays for it.
+forks make one token request between them. A client secret's token is one POST to the token
+endpoint; msal is imported only for a certificate or a managed identity, and only when a token
+must really be fetched.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -319,6 +320,8 @@ class MicrosoftAuth:
         return self.token(self.endpoints["exchange_resource"])
 
     def _fetch(self, resource):
+        if not self.managed_identity and not self.client_certificate_path:
+            return self._fetch_with_secret(resource)
         try:
             import msal
         except ImportError as exc:
@@ -345,6 +348,31 @@ class MicrosoftAuth:
         if "access_token" not in result:
             raise self._token_error(result, scope)
         return result["access_token"], result.get("expires_in", 3599)
+
+    def _fetch_with_secret(self, resource):
+        """A client secret needs no library: one POST to the directory's v2.0 token endpoint, the client credentials
+        request exactly as CE itself sends it (reference/microsoft-facts.md). msal would read the tenant's
+        openid-configuration first, one more request to Entra per token, and its import costs each module process
+        that fetches a token ~0.1 s of CPU (docs/benchmark.md). msal stays for certificates and managed identities."""
+        self.token_requests += 1
+        scope = resource.rstrip("/") + "/.default"
+        form = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret, "scope": scope}
+        response = self.transport.send("POST", "%s/oauth2/v2.0/token" % self.authority(), data=form, headers={"Accept": "application/json"})
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            body = {}
+        if response.status_code == 200 and body.get("access_token"):
+            return body["access_token"], body.get("expires_in", 3599)
+        if body.get("error"):
+            raise self._token_error(body, scope)
+        error = self.transport.error_from(response)
+        if response.status_code == 200:
+            error.message = "the token endpoint answered without an access_token"
+        error.hint = error.hint or "check tenant_id, cloud and authority_host: the answer is not Entra's token endpoint's"
+        raise error
 
     def _fetch_managed_identity(self, msal, http_client, resource):
         # No authority is involved: the host's identity endpoint answers, so failures name that

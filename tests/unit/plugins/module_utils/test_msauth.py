@@ -3,6 +3,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 import stat
 import threading
@@ -10,6 +11,7 @@ import threading
 import pytest
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import msauth
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport
 
 TENANT = "6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51"
 CLIENT = "11111111-2222-3333-4444-555555555555"
@@ -93,3 +95,61 @@ def test_token_error_quotes_aadsts_and_says_what_to_do(tmp_path):
     text = error.describe()
     assert "AADSTS7000215: Invalid client secret provided." in text and "Trace ID" not in text
     assert "corr-1" in text and "Value (not its ID)" in text and TENANT in text
+
+
+class _Answer:
+    """What the transport returns: a requests-like response."""
+
+    def __init__(self, status, body, method="POST", url=None):
+        self.status_code = status
+        self.text = body if isinstance(body, str) else json.dumps(body)
+        self.headers = {}
+        self.reason = "reason"
+        self.url = url
+        self.request = type("Request", (), {"method": method})()
+
+    def json(self):
+        return json.loads(self.text)
+
+
+class _Transport(Transport):
+    """The real error handling, with each send answered from a queue and recorded."""
+
+    def __init__(self, *answers):
+        super(_Transport, self).__init__("Entra ID")
+        self.answers = list(answers)
+        self.sent = []
+
+    def send(self, method, path_or_url, **kwargs):
+        self.sent.append((method, path_or_url, kwargs))
+        status, body = self.answers.pop(0)
+        return _Answer(status, body, method, path_or_url)
+
+
+def test_a_client_secret_token_is_one_post_to_the_token_endpoint(tmp_path):
+    transport = _Transport((200, {"token_type": "Bearer", "expires_in": 3599, "access_token": "eyJ.token"}))
+    assert auth(tmp_path, transport=transport).exchange_token() == "eyJ.token"
+    # No openid-configuration read first (msal's tenant discovery): one request per token, as CE sends it.
+    [(method, url, kwargs)] = transport.sent
+    assert (method, url) == ("POST", "https://login.microsoftonline.com/%s/oauth2/v2.0/token" % TENANT)
+    assert kwargs["data"] == {"grant_type": "client_credentials", "client_id": CLIENT, "client_secret": "s3cr3t-value",
+                              "scope": "https://outlook.office365.com/.default"}
+    assert auth(tmp_path, transport=transport).exchange_token() == "eyJ.token" and len(transport.sent) == 1  # from the cache
+
+
+def test_a_refused_client_secret_quotes_entra_and_says_what_to_do(tmp_path):
+    transport = _Transport((401, {"error": "invalid_client", "error_codes": [7000215], "trace_id": "trace-9",
+                                  "error_description": "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: trace-9"}))
+    with pytest.raises(ServiceError) as caught:
+        auth(tmp_path, transport=transport).graph_token()
+    text = caught.value.describe()
+    assert "AADSTS7000215: Invalid client secret provided." in text and "trace-9" in text and "Value (not its ID)" in text
+    assert caught.value.code == "invalid_client" and "s3cr3t-value" not in text
+
+
+def test_an_answer_that_is_not_entras_names_the_url_and_status(tmp_path):
+    transport = _Transport((404, "<html>Not Found</html>"))
+    with pytest.raises(ServiceError) as caught:
+        auth(tmp_path, transport=transport, authority_host="https://login.example.test").graph_token()
+    text = caught.value.describe()
+    assert caught.value.status == 404 and "login.example.test/%s/oauth2/v2.0/token" % TENANT in text and "authority_host" in text
