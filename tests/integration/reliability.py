@@ -31,8 +31,11 @@ class Run:
 
     def __init__(self, lab, work, name, playbook="site.yml", extra=()):
         self.name = name
+        # A module process killed mid-run leaves its AnsiballZ payload directory behind: in the test's own directory, not /tmp.
+        temp = work / ("tmp-" + name)
+        temp.mkdir(exist_ok=True)
         env = dict(os.environ, CEOPS_LAB_DIR=lab.state_dir, CEOPS_TOKEN_CACHE_DIR=str(work / ("tokens-" + name)),
-                   ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="default")
+                   ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="default", TMPDIR=str(temp))
         command = ["sh", "-c", 'read gate && exec "$@"', "gate", os.path.join(BIN, "ansible-playbook"), "-i", "inventories/lab",
                    os.path.join(REPO, "playbooks", playbook), "-e", "ceops_hosts=" + ":".join(SLICE)] + list(FAST) + list(extra)
         self.log = open(str(work / (name + ".log")), "w+")
