@@ -14,7 +14,7 @@ import json
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import EXCHANGE_APP_ID
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import AlreadyDone, StepError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import AlreadyDone, RecordsWrites, StepError
 
 EXCHANGE_ROLE_NAMES = ("IMAP.AccessAsApp", "POP.AccessAsApp", "SMTP.SendAsApp")
 
@@ -138,7 +138,7 @@ def token_tenant(token):
 
 
 # -- the reconciler -------------------------------------------------------------------------------
-class AppReconciler:
+class AppReconciler(RecordsWrites):
     def __init__(self, graph, auth, params, check_mode=False, now=None):
         self.graph = graph
         self.auth = auth
@@ -163,20 +163,6 @@ class AppReconciler:
         except ServiceError as error:
             partial = dict(self.result, changed=self.changed, actions=self.actions)
             raise StepError("%s: %s" % (self.label, doing), error, partial)
-
-    def act(self, description, call):
-        """A write: recorded always, sent only outside check mode."""
-        self.actions.append(description)
-        changed_before, self.changed = self.changed, True
-        if self.check_mode:
-            return None
-        outcome = self.step(description, call)
-        if isinstance(outcome, AlreadyDone):
-            # Another run (an AWX slice, a second job) did it between our read and our write.
-            self.actions[-1] = "%s: already done by another run" % description
-            self.changed = changed_before
-            return outcome.value
-        return outcome
 
     def run(self):
         self.result["tenant_id"] = token_tenant(self.step("getting a Graph token", self.auth.graph_token)) or self.params["tenant_id"]

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import (
     ExchangeError, is_entra_sp_not_found, is_existing_service_principal, is_not_found)
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import AlreadyDone, StepError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import AlreadyDone, RecordsWrites, StepError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import is_guid
 
 ACCESS_RIGHTS = ("FullAccess", "ReadPermission", "ChangePermission", "ChangeOwner", "DeleteItem", "ExternalAccount")
@@ -121,7 +121,7 @@ def service_principal_problems(params):
     return problems
 
 
-class ServicePrincipalReconciler:
+class ServicePrincipalReconciler(RecordsWrites):
     def __init__(self, exchange, graph, params, check_mode=False):
         self.exchange = exchange
         self.graph = graph
@@ -142,18 +142,6 @@ class ServicePrincipalReconciler:
     def refuse(self, doing, message, hint):
         raise StepError("%s: %s" % (self.label, doing), Refusal("Microsoft Graph", message, hint=hint),
                         dict(self.result, changed=False, actions=self.actions))
-
-    def act(self, description, call):
-        self.actions.append(description)
-        changed_before, self.changed = self.changed, True
-        if self.check_mode:
-            return None
-        outcome = self.step(description, call)
-        if isinstance(outcome, AlreadyDone):
-            self.actions[-1] = "%s: already done by another run" % description
-            self.changed = changed_before
-            return outcome.value
-        return outcome
 
     def run(self):
         p = self.params

@@ -133,6 +133,25 @@ class AlreadyDone:
         self.value = value
 
 
+class RecordsWrites:
+    """For the Microsoft reconcilers (mixin): ``act()`` records a write always and sends it only outside check mode; a
+    write another run did first (``AlreadyDone``) is recorded as such and is no change of ours. The reconciler has
+    ``actions``, ``changed``, ``check_mode`` and ``step(description, call)``."""
+
+    def act(self, description, call):
+        self.actions.append(description)
+        changed_before, self.changed = self.changed, True
+        if self.check_mode:
+            return None
+        outcome = self.step(description, call)
+        if isinstance(outcome, AlreadyDone):
+            # Another run (an AWX slice, a second job) did it between our read and our write.
+            self.actions[-1] = "%s: already done by another run" % description
+            self.changed = changed_before
+            return outcome.value
+        return outcome
+
+
 class StepError(Exception):
     """A ServiceError with the step that failed and what was done before it."""
 
