@@ -221,9 +221,11 @@ def requests_seen(lab, description):
 
 def module_processes(times):
     """{count, wall_s, cpu_s, per_module: {name: [count, cpu_s]}} of the module processes GNU time recorded; None without."""
-    if not os.path.exists(times):
+    if not os.path.exists(TIME):
         return None
     summary = {"count": 0, "wall_s": 0.0, "cpu_s": 0.0, "per_module": {}}
+    if not os.path.exists(times):
+        return summary  # every module ran in Ansible's worker processes (plugins/plugin_utils/in_process.py)
     with open(times) as handle:
         for line in handle:
             fields = line.split()
@@ -422,7 +424,8 @@ class FleetRun:
         return path, counts
 
     def profile(self, apps):
-        """A warm run of the first directory's CE tenants with every module process under cProfile."""
+        """A warm run of the first directory's CE tenants with every module process under cProfile. The modules run as
+        processes here (ceops_modules_in_process=false), so each one's own time can be profiled apart from Ansible's."""
         profile_dir = os.path.join(self.work, "profiles")
         os.makedirs(profile_dir, exist_ok=True)
         wrapper = os.path.join(self.work, "profile-python")
@@ -432,7 +435,7 @@ class FleetRun:
         first = self.description["tenants"][0]["directory"]
         hosts = ",".join(t["name"] for t in self.description["tenants"] if t["directory"] == first)
         result, records = self.playbook("profile", os.path.join(REPO, "playbooks", "site.yml"), "-e", apps, "--limit", hosts,
-                                        "-e", "ansible_python_interpreter=" + wrapper)
+                                        "-e", "ansible_python_interpreter=" + wrapper, "-e", "ceops_modules_in_process=false")
         return {"hosts": hosts, "wall_s": result["wall_s"], "slowest": slowest(records, 3), "profile": profile_summary(profile_dir)}
 
 

@@ -80,17 +80,20 @@ def markdown(results):
                 name, p["wall_s"], p["cpu_s"], ratio(p["wall_s"], floor_wall), p["peak_pss_mb"], p["max_process_rss_mb"], inv["total"],
                 "-" if trivial else inv["max_per_ce_tenant"], "-" if trivial else inv["max_per_directory"], req["total"]["reads"],
                 req["total"]["writes"], req["total"]["tokens"], sum(req["per_ce_tenant"].values()), req["per_directory_microsoft"]))
-        if all(fleet["phases"][name].get("module_processes") for name in PHASES):
-            lines += ["", "Where the CPU went: the module processes (GNU time, each process's own user + system) and the rest, "
-                      "Ansible's controller (the ansible-playbook process and its forked workers):", "",
-                      "| phase | module processes | their CPU s | CPU s per process | controller CPU s | per module: processes, CPU s each |",
-                      "|---|---|---|---|---|---|"]
+        if all(fleet["phases"][name].get("module_processes") is not None for name in PHASES):
+            lines += ["", "Where the CPU went: module processes (GNU time, each process's own user + system) and the rest: Ansible's "
+                      "controller (the ansible-playbook process and its forked workers), with the collection's modules where they ran "
+                      "in a worker process (on a local connection, plugins/plugin_utils/in_process.py):", "",
+                      "| phase | module invocations in a worker | module processes | their CPU s | CPU s per process | the rest, CPU s "
+                      "| per module: processes, CPU s each |",
+                      "|---|---|---|---|---|---|---|"]
             for name in PHASES:
                 p = fleet["phases"][name]
                 mp = p["module_processes"]
-                lines.append("| %s | %d | %.1f | %.3f | %.1f | %s |" % (
-                    name, mp["count"], mp["cpu_s"], mp["cpu_s"] / mp["count"] if mp["count"] else 0, p["cpu_s"] - mp["cpu_s"],
-                    ", ".join("%s %d x %.3f" % (m, n, c / n) for m, (n, c) in sorted(mp["per_module"].items()))))
+                lines.append("| %s | %d | %d | %.1f | %.3f | %.1f | %s |" % (
+                    name, max(0, p["invocations"]["total"] + p["invocations"].get("bench_only", 0) - mp["count"]), mp["count"], mp["cpu_s"],
+                    mp["cpu_s"] / mp["count"] if mp["count"] else 0, p["cpu_s"] - mp["cpu_s"],
+                    ", ".join("%s %d x %.3f" % (m, n, c / n) for m, (n, c) in sorted(mp["per_module"].items())) or "-"))
         lines += ["", "Where the wall time of each run went: tasks that ran a module on some host / tasks that ran none "
                   "(controller-side or skipped everywhere; each still costs every host a worker process):", "",
                   "| phase | module tasks | their wall s | other tasks | their wall s | host-tasks in all |", "|---|---|---|---|---|---|"]
@@ -123,7 +126,8 @@ def markdown(results):
         profile = fleet["phases"]["profile"]
         if profile.get("profile"):
             prof = profile["profile"]
-            lines += ["Where time goes in a module: the slowest module process of a profiled warm run of %s was %s, %.2f s under cProfile "
+            lines += ["Where time goes in a module: the slowest module process of a profiled warm run of %s (modules as processes) was %s, "
+                      "%.2f s under cProfile "
                       "(cProfile slows it down), of which %.2f s importing. Top functions by cumulative time, wrappers left out:" % (
                           profile["hosts"], prof["process"], prof["profiled_seconds"], prof["import_seconds"]), "",
                       "| cumulative s | own s | calls | function |", "|---|---|---|---|"]

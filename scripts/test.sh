@@ -43,7 +43,7 @@ run_stage() {  # stage name, command...; a stage counts as one check unless it r
 
 for stage in "${stages[@]}"; do
   case $stage in
-    system)    run_stage system scripts/ensure-system-packages.sh dovecot-imapd ;;
+    system)    run_stage system scripts/ensure-system-packages.sh dovecot-imapd time ;;
     pytest)    run_stage pytest python -m pytest -q -n "${PYTEST_WORKERS:-2}" --dist loadscope --durations=15 ;;
     changelog) run_stage changelog antsibull-changelog lint ;;
     docs)      run_stage docs scripts/docs.sh lint ;;

@@ -74,3 +74,15 @@ def test_a_warm_re_run_keeps_the_host_tasks_per_ce_tenant_down(fleet_runs):
     the AWX credentials play matches no host."""
     tasks = fleet_runs["phases"]["warm"]["tasks"]
     assert tasks["host_tasks"] <= 31 * TENANTS, tasks
+
+
+def test_a_warm_re_run_starts_no_module_process(fleet_runs):
+    """On the benchmark's local connection every module runs in the worker process Ansible forks for the task
+    (plugins/plugin_utils/in_process.py): no Python process per invocation, ~0.4 CPU-s each (docs/benchmark.md).
+    GNU time (Debian's "time", installed by make test) records every module process the runs start."""
+    warm, cold = fleet_runs["phases"]["warm"], fleet_runs["phases"]["cold"]
+    assert warm["module_processes"] is not None, "GNU time (/usr/bin/time) is missing: run scripts/ensure-system-packages.sh time"
+    assert warm["module_processes"]["count"] == 0, warm["module_processes"]
+    assert warm["invocations"]["total"] == 3 * TENANTS + 3 * 4 + 2 * 4  # the invocations themselves are all still there
+    # The cold run's only module processes are the benchmark's own (ansible.builtin.copy of the secrets, and its stat).
+    assert set(cold["module_processes"]["per_module"]) <= {"copy", "stat"}, cold["module_processes"]
