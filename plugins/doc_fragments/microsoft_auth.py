@@ -103,4 +103,9 @@ attributes:
     membership:
       - ceops.exchange_oauth.microsoft
       - ceops.exchange_oauth.all
+  action:
+    description: On a local connection the module runs in the worker process Ansible forks for the task, not in a Python
+      process of its own (the same code, arguments and result; C(ceops_modules_in_process=false) runs it as a process).
+      Another connection, C(become), C(async) or C(environment) runs it as a process. See docs/fleet.md.
+    support: full
 '''

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from unittest import mock
 
 import pytest
@@ -24,6 +25,13 @@ def controller():
         yield
     finally:
         module_utils_internal.is_controller = before
+
+
+@pytest.fixture(autouse=True)
+def module_not_yet_imported(monkeypatch):
+    """In a worker process the module is first imported when it runs (runpy warns when it was imported before, as the
+    module tests sharing this pytest process do)."""
+    monkeypatch.delitem(sys.modules, "ansible_collections.ceops.exchange_oauth.plugins.modules.ce_email_gateway", raising=False)
 
 
 def action(args=None, transport="local", become=False, async_val=0, environment=None, check_mode=False):
