@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
 import io
 import json
 
@@ -41,6 +42,20 @@ SWITCH = "ceops_modules_in_process"
 
 def _importable(names):
     return all(importlib.util.find_spec(name) is not None for name in names)
+
+
+ENTRY_POINT_PARAMETERS = {"json_params", "profile", "module_fqn", "modlib_path", "extensions"}
+
+
+def module_entry_point():
+    """Ansible's own entry point for running a module in a Python process (the AnsiballZ wrapper's), or None where this
+    ansible-core has none we know: an internal API, so a release that changes it gets module processes, not a failure."""
+    try:
+        from ansible.module_utils._internal._ansiballz import _loader  # pylint: disable=import-outside-toplevel
+        parameters = set(inspect.signature(_loader.run_module).parameters)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
+    return _loader.run_module if ENTRY_POINT_PARAMETERS <= parameters else None
 
 
 class InProcessAction(ActionBase):
@@ -78,12 +93,10 @@ class InProcessAction(ActionBase):
         if any(self._task.environment or ()):
             return False
         libraries = REQUIRED_LIBRARIES + (WINRM_LIBRARIES if self._task.args.get("transport") == "winrm" else ())
-        return _importable(libraries)
+        return _importable(libraries) and module_entry_point() is not None
 
     def execute_in_process(self, task_vars):
-        # Imported here: the wrapper's own loader, only needed on this path.
-        from ansible.module_utils._internal._ansiballz import _loader  # pylint: disable=import-outside-toplevel
-
+        run_module = module_entry_point()
         module_name = self._task.resolved_action
         namespace, collection, name = module_name.split(".")
         module_args = dict(self._task.args)
@@ -103,9 +116,7 @@ class InProcessAction(ActionBase):
         module_utils_internal.is_controller = False
         try:
             with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-                _loader.run_module(json_params=params.encode("utf-8"), profile=PROFILE,
-                                   module_fqn=module_fqn,
-                                   modlib_path="", extensions={})
+                run_module(json_params=params.encode("utf-8"), profile=PROFILE, module_fqn=module_fqn, modlib_path="", extensions={})
         except SystemExit as exit_:  # a module ends with sys.exit, as its process would
             returncode = exit_.code if isinstance(exit_.code, int) else 1
         finally:

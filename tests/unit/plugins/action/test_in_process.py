@@ -85,6 +85,18 @@ def test_without_the_libraries_on_ansibles_python_the_module_runs_with_its_inter
     assert action().runs_in_process({}) is False
 
 
+def test_an_ansible_core_without_the_entry_point_we_know_runs_module_processes(monkeypatch):
+    from ansible.module_utils._internal._ansiballz import _loader  # pylint: disable=import-outside-toplevel
+    assert in_process.module_entry_point() is _loader.run_module  # this ansible-core's
+
+    def changed(json_params, profile, module_fqn):  # a later release that renamed or dropped a parameter
+        raise AssertionError("never called")
+
+    monkeypatch.setattr(_loader, "run_module", changed)
+    assert in_process.module_entry_point() is None
+    assert action().runs_in_process({}) is False
+
+
 def test_the_winrm_transport_needs_pywinrm_on_ansibles_python(monkeypatch):
     monkeypatch.setattr(in_process, "WINRM_LIBRARIES", ("no_such_winrm_here",))
     assert action(args={"transport": "winrm"}).runs_in_process({}) is False
@@ -109,3 +121,17 @@ def test_a_module_failure_names_the_object_and_reports_its_warning(monkeypatch):
     assert result["failed"] is True and "email gateway 'Exchange Online'" in result["msg"]
     assert "t0ken-value" not in repr(result)
     assert any("validate_certs is false" in repr(warning) for warning in result.get("warnings", [])), result
+
+
+def test_a_module_that_raises_fails_its_task_with_the_exception_as_a_process_would(monkeypatch):
+    from ansible.module_utils._internal._ansiballz import _loader  # pylint: disable=import-outside-toplevel
+
+    def crash(**kwargs):
+        raise RuntimeError("the module broke: 42")
+
+    monkeypatch.setattr(_loader.runpy, "run_module", crash)
+    module_utils_internal.is_controller = True
+    result = action(args={"name": "Exchange Online"}).execute_in_process({})
+    # What the AnsiballZ wrapper prints for a module process that raised; Ansible makes the task's message of it.
+    assert result["failed"] is True and result["exception"].event.msg == "the module broke: 42"
+    assert module_utils_internal.is_controller is True
