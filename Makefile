@@ -33,8 +33,17 @@ lint: venv
 molecule: venv
 	scripts/test.sh molecule
 
-# The fleet benchmark (docs/benchmark.md): make bench ARGS='--tenants 50'
-bench: venv
+# The fleet benchmark (docs/benchmark.md): make bench ARGS='--tenants 50'. It needs what the collection needs at run time,
+# ansible-core, the lab and matplotlib, not the development tools: on a clean clone it installs only those into the venv
+# (make test adds the rest to the same venv). The ansible-core line is requirements-dev.txt's, so both test one version.
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): requirements.txt requirements-dev.txt bench/requirements.txt lab/pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r bench/requirements.txt \
+		"$$(grep '^ansible-core' requirements-dev.txt)" -e ./lab
+	touch $@
+
+bench: $(BENCH_STAMP)
 	scripts/bench.sh $(ARGS)
 
 # Generate the collection's docs from the code (docs/collection) and lint them.
