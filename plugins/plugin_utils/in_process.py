@@ -1,11 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, ceops
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Run this collection's modules inside Ansible's worker process on a local connection (docs/benchmark.md).
+"""Run this collection's modules inside Ansible's worker process on a local connection (docs/fleet.md).
 
 A module task normally costs a new Python process that unpacks the AnsiballZ payload and compiles
-ansible.module_utils from it: ~0.25 CPU-s before the module does anything, ~0.4 with requests, more than
-everything else of a warm fleet run together. On a local connection the module would run on this machine
+ansible.module_utils from it: ~0.25 CPU-s before the module does anything, ~0.4 with requests, about half
+of what a warm fleet run cost (docs/benchmark.md). On a local connection the module would run on this machine
 anyway, so the action plugin runs it in the worker process Ansible has already forked for the task (a
 throwaway copy of the controller: nothing a module does there outlives the task), with Ansible's own entry
 point for modules (the one the AnsiballZ wrapper calls) and the same arguments, check/diff/no_log flags and
