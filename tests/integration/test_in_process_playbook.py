@@ -53,16 +53,22 @@ PLAYBOOK = """
 """
 
 
+def ansible_playbook(lab, tmp_path, playbook, *extra):
+    """ansible-playbook -vvv on localhost with the lab's variables; its output, after checking it succeeded."""
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="default", CEOPS_TOKEN_CACHE_DIR=str(tmp_path / "tokens"))
+    result = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-vvv", str(playbook),
+                             "-e", "@" + os.path.join(lab.state_dir, "lab-vars.json")] + list(extra),
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    return result.stdout
+
+
 def run(lab, tmp_path, name, *extra):
     playbook = tmp_path / "in_process.yml"
     playbook.write_text(PLAYBOOK)
     out = tmp_path / (name + ".json")
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="default", CEOPS_TOKEN_CACHE_DIR=str(tmp_path / "tokens"))
-    result = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-vvv", str(playbook),
-                             "-e", "@" + os.path.join(lab.state_dir, "lab-vars.json"), "-e", "out=" + str(out)] + list(extra),
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    return json.loads(out.read_text()), result.stdout
+    output = ansible_playbook(lab, tmp_path, playbook, "-e", "out=" + str(out), *extra)
+    return json.loads(out.read_text()), output
 
 
 def comparable(results):
@@ -100,9 +106,4 @@ def test_a_task_that_needs_a_process_of_its_own_gets_one(fresh_lab, tmp_path, ke
     - name: Make the gateway
       ceops.exchange_oauth.ce_email_gateway: *gateway
 """)
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", CEOPS_TOKEN_CACHE_DIR=str(tmp_path / "tokens"))
-    result = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-vvv", str(playbook),
-                             "-e", "@" + os.path.join(fresh_lab.state_dir, "lab-vars.json")],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert "AnsiballZ_ce_email_gateway" in result.stdout
+    assert "AnsiballZ_ce_email_gateway" in ansible_playbook(fresh_lab, tmp_path, playbook)
