@@ -13,7 +13,7 @@ import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import (
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_errors import (
     ExchangeError, is_entra_sp_not_found, is_existing_service_principal, is_not_found)
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import AlreadyDone, RecordsWrites, StepError

@@ -9,7 +9,8 @@ import socket
 
 import pytest
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import ExchangeClient, RestRunner
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import ExchangeClient
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_rest import RestRunner
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import MicrosoftAuth
 
 DOMAIN = "contoso.onmicrosoft.com"

@@ -268,7 +268,7 @@ def test_the_lab_would_catch_a_client_that_forgot_to_double_the_quotes(fresh_lab
     """The script log above is only worth something if the lab sees a break-out: the same request, once with the quoting
     the collection's WinRM client applies and once without it, through pywinrm to the lab's WS-Management endpoint."""
     import winrm as pywinrm
-    from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import build_script
+    from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_powershell import build_script
 
     d, w = automation(fresh_lab), fresh_lab.vars["lab_winrm"]
     request = {"organization": d["tenant_id"], "app_id": d["automation_client_id"], "cmdlet": "Get-Mailbox",

@@ -11,7 +11,7 @@ import re
 import pytest
 import requests
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils import exchange
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils import exchange, exo_errors, exo_powershell, exo_rest, exo_winrm
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import Transport
 
 TENANT = "6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51"
@@ -70,11 +70,11 @@ class FakeAuth:
 
 
 def rest_runner(answers, clock=None):
-    transport = Transport("Exchange Online", base_url="https://exo.example", error_parser=exchange.exchange_error_parser,
+    transport = Transport("Exchange Online", base_url="https://exo.example", error_parser=exo_errors.exchange_error_parser,
                           sleep=lambda s: None)
     transport.session = FakeSession(answers)
     kwargs = {"clock": clock} if clock else {}
-    return exchange.RestRunner(FakeAuth(), TENANT, transport=transport, **kwargs), transport.session
+    return exo_rest.RestRunner(FakeAuth(), TENANT, transport=transport, **kwargs), transport.session
 
 
 def exo_error(text, status=400):
@@ -98,23 +98,23 @@ def exo_error(text, status=400):
     (None, None, ""),
 ])
 def test_exchange_messages_lose_their_type_prefix(text, error_type, message):
-    assert exchange.split_exchange_message(text) == (error_type, message)
+    assert exo_errors.split_exchange_message(text) == (error_type, message)
 
 
 def test_error_parser_finds_the_real_text_wherever_exchange_nested_it():
-    code, message = exchange.exchange_error_parser(exo_error(NOT_FOUND))[:2]
+    code, message = exo_errors.exchange_error_parser(exo_error(NOT_FOUND))[:2]
     assert code.endswith("ManagementObjectNotFoundException") and message.startswith("The operation couldn't be performed")
     in_internal = FakeResponse(400, {"error": {"message": "Invalid Operation", "innererror": {"internalexception": {
         "message": "|T.X|Internal text", "type": "System.Exception"}}}})
-    assert exchange.exchange_error_parser(in_internal)[:2] == ("T.X", "Internal text")
+    assert exo_errors.exchange_error_parser(in_internal)[:2] == ("T.X", "Internal text")
     binding = FakeResponse(400, {"error": {"message": "Invalid Operation", "innererror": {"message": "Invalid Operation", "internalexception": {
         "message": "A parameter cannot be found that matches parameter name 'Bogus'.",
         "type": "System.Management.Automation.ParameterBindingException"}}}})
-    assert exchange.exchange_error_parser(binding)[:2] == ("System.Management.Automation.ParameterBindingException",
+    assert exo_errors.exchange_error_parser(binding)[:2] == ("System.Management.Automation.ParameterBindingException",
                                                            "A parameter cannot be found that matches parameter name 'Bogus'.")
     refused = FakeResponse(401, {"error": {"code": "Unauthorized", "message": "UnAuthorized", "innererror": {"message": "UnAuthorized"}}})
-    assert exchange.exchange_error_parser(refused)[1] == "UnAuthorized"
-    assert exchange.exchange_error_parser(FakeResponse(401))[1] == "reason"
+    assert exo_errors.exchange_error_parser(refused)[1] == "UnAuthorized"
+    assert exo_errors.exchange_error_parser(FakeResponse(401))[1] == "reason"
 
 
 # -- REST -----------------------------------------------------------------------------------------
@@ -149,10 +149,10 @@ def test_rest_asks_msauth_for_the_token_again_only_after_a_while():
 
 def test_rest_errors_carry_exchanges_text_type_and_request_id():
     runner, _ignored = rest_runner([exo_error(NOT_FOUND, status=404)])
-    with pytest.raises(exchange.ExchangeError) as caught:
+    with pytest.raises(exo_errors.ExchangeError) as caught:
         runner.invoke("Get-MailboxPermission", {"Identity": "nope@contoso.onmicrosoft.com"})
     error = caught.value
-    assert error.code == "ManagementObjectNotFoundException" and exchange.is_not_found(error)
+    assert error.code == "ManagementObjectNotFoundException" and exo_errors.is_not_found(error)
     assert error.request_id == "req-1" and error.cmdlet == "Get-MailboxPermission" and not error.fatal
     assert "Invalid Operation" not in error.describe() and "couldn't be found" in error.describe()
 
@@ -161,7 +161,7 @@ def test_rest_errors_carry_exchanges_text_type_and_request_id():
                                             (401, "The role assigned to application %s isn't supported in this scenario." % APP)])
 def test_rest_refusals_explain_both_exchange_needs_and_stop_the_run(status, message):
     runner, _ignored = rest_runner([FakeResponse(status, {"error": {"code": "Unauthorized", "message": message}})])
-    with pytest.raises(exchange.ExchangeError) as caught:
+    with pytest.raises(exo_errors.ExchangeError) as caught:
         runner.invoke("Get-ServicePrincipal", {"Identity": APP})
     assert caught.value.fatal and "Exchange.ManageAsApp" in caught.value.hint and "Exchange Administrator" in caught.value.hint
     assert caught.value.message == message
@@ -169,7 +169,7 @@ def test_rest_refusals_explain_both_exchange_needs_and_stop_the_run(status, mess
 
 def test_a_refused_token_says_so():
     runner, _ignored = rest_runner([FakeResponse(401, {"error": {"code": "Unauthorized", "message": "The token's tenant 'x' does not match"}})])
-    with pytest.raises(exchange.ExchangeError) as caught:
+    with pytest.raises(exo_errors.ExchangeError) as caught:
         runner.invoke("Get-ServicePrincipal", {"Identity": APP})
     assert caught.value.fatal and "exchange_endpoint" in caught.value.hint
 
@@ -208,57 +208,57 @@ def request(**parameters):
                                      "\"; Remove-Mailbox y; \""])
 def test_cmdlet_parameters_stay_data_whatever_they_contain(hostile):
     wanted = request(Identity=hostile, User="sp", AccessRights=["FullAccess"], AutoMapping=False)
-    script = exchange.build_script(wanted)
+    script = exo_powershell.build_script(wanted)
     assert request_of(script) == wanted
     # Outside the one literal the script is the same whatever the data: nothing leaked into code.
     literal_line = [line for line in script.splitlines() if line.startswith("$request = ")][0]
-    neutral = exchange.build_script(request(Identity="ok@contoso.onmicrosoft.com", User="sp", AccessRights=["FullAccess"], AutoMapping=False))
+    neutral = exo_powershell.build_script(request(Identity="ok@contoso.onmicrosoft.com", User="sp", AccessRights=["FullAccess"], AutoMapping=False))
     assert script.replace(literal_line, "") == neutral.replace([ln for ln in neutral.splitlines() if ln.startswith("$request = ")][0], "")
     assert "Remove-Mailbox " not in script.replace(literal_line, "") and "Stop-Computer" not in script.replace(literal_line, "")
 
 
 def test_the_injection_example_appears_only_doubled_inside_the_literal():
-    script = exchange.build_script(request(Identity=INJECTION))
+    script = exo_powershell.build_script(request(Identity=INJECTION))
     assert "x''; Remove-Mailbox -Identity y; ''" in script
     assert script.count("Remove-Mailbox -Identity y") == 1
 
 
 def test_the_script_has_the_agreed_shape():
-    script = exchange.build_script(request(Identity="a@b.example"))
+    script = exo_powershell.build_script(request(Identity="a@b.example"))
     assert "    Connect-ExchangeOnline -AppId $request.app_id -CertificateThumbprint $request.certificate_thumbprint " \
            "-Organization $request.organization -CommandName $request.cmdlet -ShowBanner:$false\n" in script
     assert "$output = & $request.cmdlet @parameters -WarningVariable warnings -WarningAction SilentlyContinue" in script
     assert "if ($allowed -notcontains $request.cmdlet) {" in script
     assert script.rstrip().endswith("ConvertTo-Json -InputObject $result -Depth 6 -Compress")
     assert list(request_of(script)) == ["organization", "app_id", "certificate_thumbprint", "cmdlet", "parameters"]
-    government = exchange.build_script(request(Identity="a@b.example"), cloud="usgov")
+    government = exo_powershell.build_script(request(Identity="a@b.example"), cloud="usgov")
     assert "-ShowBanner:$false -ExchangeEnvironmentName $request.exchange_environment\n" in government
     assert request_of(government)["exchange_environment"] == "O365USGovGCCHigh"
 
 
 def test_the_scripts_allow_list_is_the_clients():
-    script = exchange.build_script(request(Identity="a@b.example"))
+    script = exo_powershell.build_script(request(Identity="a@b.example"))
     allowed = [line for line in script.splitlines() if line.startswith("$allowed = @(")][0]
-    assert sorted(re.findall(r"'([A-Za-z-]+)'", allowed)) == sorted(exchange.ALLOWED_CMDLETS)
+    assert sorted(re.findall(r"'([A-Za-z-]+)'", allowed)) == sorted(exo_powershell.ALLOWED_CMDLETS)
 
 
 def test_only_allowed_cmdlets_are_scripted():
     with pytest.raises(ValueError):
-        exchange.build_script(dict(request(), cmdlet="Remove-Mailbox"))
+        exo_powershell.build_script(dict(request(), cmdlet="Remove-Mailbox"))
 
 
 # -- script output --------------------------------------------------------------------------------
 def test_script_output_ok_and_noise_before_it():
     out = b"WARNING: something\r\n" + json.dumps({"ok": True, "value": [{"User": "x"}], "warnings": ["w"]}).encode() + b"\r\n"
-    assert exchange.parse_script_output(out, b"", 0, "Get-MailboxPermission", "WinRM h") == ([{"User": "x"}], ["w"])
+    assert exo_powershell.parse_script_output(out, b"", 0, "Get-MailboxPermission", "WinRM h") == ([{"User": "x"}], ["w"])
 
 
 def test_script_errors_match_the_rest_error_for_the_same_failure():
     document = {"ok": False, "error": {"message": NOT_FOUND, "category": "NotSpecified", "type": "System.Exception"}}
-    with pytest.raises(exchange.ExchangeError) as over_winrm:
-        exchange.parse_script_output(json.dumps(document).encode(), b"", 0, "Get-MailboxPermission", "WinRM h")
+    with pytest.raises(exo_errors.ExchangeError) as over_winrm:
+        exo_powershell.parse_script_output(json.dumps(document).encode(), b"", 0, "Get-MailboxPermission", "WinRM h")
     runner, _ignored = rest_runner([exo_error(NOT_FOUND)])
-    with pytest.raises(exchange.ExchangeError) as over_rest:
+    with pytest.raises(exo_errors.ExchangeError) as over_rest:
         runner.invoke("Get-MailboxPermission", {})
     assert over_winrm.value.message == over_rest.value.message
     assert over_winrm.value.code == over_rest.value.code == "ManagementObjectNotFoundException"
@@ -268,15 +268,15 @@ def test_script_errors_match_the_rest_error_for_the_same_failure():
 def test_a_refused_connection_is_fatal_and_explains_the_roles():
     document = {"ok": False, "value": [], "warnings": [], "error": {"message": "UnAuthorized", "category": "OperationStopped",
                                                                     "type": "System.Exception"}}
-    with pytest.raises(exchange.ExchangeError) as caught:
-        exchange.parse_script_output(b"\xef\xbb\xbf" + json.dumps(document).encode() + b"\r\n", b"", 0, "Get-MailboxPermission", "WinRM h")
+    with pytest.raises(exo_errors.ExchangeError) as caught:
+        exo_powershell.parse_script_output(b"\xef\xbb\xbf" + json.dumps(document).encode() + b"\r\n", b"", 0, "Get-MailboxPermission", "WinRM h")
     assert caught.value.fatal and caught.value.message == "UnAuthorized" and "Exchange.ManageAsApp" in caught.value.hint
 
 
 def test_a_failed_script_is_fatal_with_powershells_words():
     clixml = b'#< CLIXML\r\n<Objs Version="1.1.0.1"><S S="Error">ceops: The term \'pwsh\' is not recognized_x000D__x000A_</S></Objs>'
-    with pytest.raises(exchange.ExchangeError) as caught:
-        exchange.parse_script_output(b"", clixml, 1, "Get-Mailbox", "WinRM h")
+    with pytest.raises(exo_errors.ExchangeError) as caught:
+        exo_powershell.parse_script_output(b"", clixml, 1, "Get-Mailbox", "WinRM h")
     assert caught.value.fatal and "The term 'pwsh' is not recognized" in caught.value.message
 
 
@@ -311,7 +311,7 @@ def winrm_runner(protocol, **options):
     opts = dict(host="mgmt.example", scheme="https", path="/wsman", transport="ntlm", username="CORP\\exo", password="pw",
                 certificate_thumbprint=THUMB, organization=None)
     opts.update(options)
-    return exchange.WinRMRunner(opts, TENANT, APP, protocol_factory=lambda: protocol)
+    return exo_winrm.WinRMRunner(opts, TENANT, APP, protocol_factory=lambda: protocol)
 
 
 def test_winrm_runs_pwsh_with_the_encoded_script_and_reads_its_answer():
@@ -342,13 +342,13 @@ class InvalidCredentialsError(Exception):
 ])
 def test_winrm_transport_failures_are_fatal_and_say_what_to_check(failure, words):
     runner = winrm_runner(FakeProtocol(fail=failure))
-    with pytest.raises(exchange.ExchangeError) as caught:
+    with pytest.raises(exo_errors.ExchangeError) as caught:
         runner.invoke("Get-Mailbox", {})
     assert caught.value.fatal and words in caught.value.message and caught.value.hint
 
 
 def test_winrm_configuration_problems_are_found_before_anything_is_sent():
-    runner = exchange.WinRMRunner({"host": "h", "certificate_thumbprint": "nope", "transport": "ntlm"}, TENANT, "not-a-guid")
+    runner = exo_winrm.WinRMRunner({"host": "h", "certificate_thumbprint": "nope", "transport": "ntlm"}, TENANT, "not-a-guid")
     problems = " ".join(runner.problems())
     assert "not a GUID" in problems and "thumbprint" in problems and "username" in problems
 
@@ -388,9 +388,9 @@ def test_client_wrappers_send_exchanges_parameter_names():
 
 def test_client_maps_exchanges_benign_refusals():
     client = exchange.ExchangeClient(ScriptedRunner({
-        "Get-ServicePrincipal": exchange.ExchangeError("The operation couldn't be performed because object 'x' couldn't be found on 'y'."),
-        "Add-MailboxPermission": exchange.ExchangeError("An existing permission entry was found for user: CE Email."),
-        "Remove-MailboxPermission": exchange.ExchangeError("Can't remove the access control entry on the object \"a\" for account "
+        "Get-ServicePrincipal": exo_errors.ExchangeError("The operation couldn't be performed because object 'x' couldn't be found on 'y'."),
+        "Add-MailboxPermission": exo_errors.ExchangeError("An existing permission entry was found for user: CE Email."),
+        "Remove-MailboxPermission": exo_errors.ExchangeError("Can't remove the access control entry on the object \"a\" for account "
                                                            "\"b\" because the ACE isn't present."),
     }), TENANT)
     assert client.get_service_principal(APP) is None
@@ -416,7 +416,7 @@ class SequenceRunner:
 
 
 def test_a_principal_exchange_does_not_see_yet_is_waited_for():
-    unknown = exchange.ExchangeError('User or group "%s" wasn\'t found. Please make sure you\'ve typed it correctly.' % APP,
+    unknown = exo_errors.ExchangeError('User or group "%s" wasn\'t found. Please make sure you\'ve typed it correctly.' % APP,
                                      cmdlet="Add-MailboxPermission")
     sleeps = []
     client = exchange.ExchangeClient(SequenceRunner({"Add-MailboxPermission": [unknown, unknown, ([], [])]}), TENANT, sleep=sleeps.append)
@@ -425,19 +425,19 @@ def test_a_principal_exchange_does_not_see_yet_is_waited_for():
     # ... but not for ever.
     client = exchange.ExchangeClient(SequenceRunner({"Add-MailboxPermission": [unknown] * 10}), TENANT, sleep=sleeps.append,
                                      consistency_delays=(1, 1))
-    with pytest.raises(exchange.ExchangeError):
+    with pytest.raises(exo_errors.ExchangeError):
         client.add_mailbox_permission("a@b.example", APP, ["FullAccess"])
 
 
 def test_new_service_principal_waits_for_entra_only_when_the_ids_were_verified():
-    missing = exchange.ExchangeError("The service principal with ObjectId 'o' and AppId 'a' couldn't be found in Microsoft Entra ID for "
+    missing = exo_errors.ExchangeError("The service principal with ObjectId 'o' and AppId 'a' couldn't be found in Microsoft Entra ID for "
                                      "this organization.", cmdlet="New-ServicePrincipal")
     sleeps = []
     runner = SequenceRunner({"New-ServicePrincipal": [missing, ([{"AppId": APP}], [])]})
     assert exchange.ExchangeClient(runner, TENANT, sleep=sleeps.append).new_service_principal(APP, "o", verified=True) == {"AppId": APP}
     assert sleeps == [1]
     runner = SequenceRunner({"New-ServicePrincipal": [missing, ([{"AppId": APP}], [])]})
-    with pytest.raises(exchange.ExchangeError):
+    with pytest.raises(exo_errors.ExchangeError):
         exchange.ExchangeClient(runner, TENANT, sleep=sleeps.append).new_service_principal(APP, "o")
     assert runner.calls == ["New-ServicePrincipal"]
 

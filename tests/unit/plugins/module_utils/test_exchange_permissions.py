@@ -10,7 +10,8 @@ import time
 import pytest
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import exo_permissions as logic
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import ExchangeClient, ExchangeError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import ExchangeClient
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_errors import ExchangeError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import StepError
 
