@@ -11,12 +11,21 @@ __metaclass__ = type
 import base64
 import datetime
 import json
+import re
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import EXCHANGE_APP_ID
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import EXCHANGE_APP_ID, error_codes
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import AlreadyDone, RecordsWrites, StepError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.reconcile import AlreadyDone, Reconciler, StepError
 
+# The Exchange Online application permissions this collection manages: the runbook's, and sending. Other permissions of
+# Exchange Online an app holds (an adopted app may hold some) are another tool's business and are never touched.
 EXCHANGE_ROLE_NAMES = ("IMAP.AccessAsApp", "POP.AccessAsApp", "SMTP.SendAsApp")
+
+# Graph application permissions a write needs (any one of each set); checked against the token's roles before the first
+# write, so that a plan (check mode) fails where the converge would.
+WRITE_APPS = ("Application.ReadWrite.All", "Application.ReadWrite.OwnedBy")
+WRITE_CONSENT = ("AppRoleAssignment.ReadWrite.All",)
+LIFETIME_VARIABLE = "azuread_app_registration_secret_lifetime_days"
 
 
 # -- pure helpers ---------------------------------------------------------------------------------
@@ -50,10 +59,11 @@ def exchange_role_ids(resource_sp, names):
     return dict((name, by_value[name]) for name in names)
 
 
-def desired_required_resource_access(current, role_ids):
-    """requiredResourceAccess with the Exchange entry's application roles set to ``role_ids``.
+def desired_required_resource_access(current, role_ids, managed_ids=None):
+    """requiredResourceAccess with the Exchange entry's application roles among ``managed_ids`` set to ``role_ids``.
 
-    Delegated scopes on Exchange and entries for other APIs are kept as they are.
+    Delegated scopes on Exchange, Exchange application roles outside ``managed_ids`` (None: all are managed) and entries
+    for other APIs are kept as they are.
     """
     result = []
     exchange_entry = None
@@ -62,8 +72,9 @@ def desired_required_resource_access(current, role_ids):
             exchange_entry = entry
         else:
             result.append(entry)
-    scopes = [a for a in (exchange_entry or {}).get("resourceAccess", []) if a.get("type") != "Role"]
-    access = scopes + [{"id": role_id, "type": "Role"} for role_id in sorted(role_ids)]
+    kept = [a for a in (exchange_entry or {}).get("resourceAccess", [])
+            if a.get("type") != "Role" or (managed_ids is not None and a.get("id") not in managed_ids)]
+    access = kept + [{"id": role_id, "type": "Role"} for role_id in sorted(role_ids) if role_id not in [a.get("id") for a in kept]]
     if access:
         result.append({"resourceAppId": EXCHANGE_APP_ID, "resourceAccess": access})
     return result
@@ -88,17 +99,30 @@ def secrets_named(application, name):
                   reverse=True)
 
 
+def secret_due(creds, options, now):
+    """Why a new secret of this name is due, or None: none yet, the newest expires within renew_before_days, or a rotation
+    was asked for."""
+    if options.get("rotate"):
+        return "rotation asked for"
+    if not creds:
+        return "none exists"
+    newest_end = parse_time(creds[0].get("endDateTime"))
+    if newest_end <= now + datetime.timedelta(days=options["renew_before_days"]):
+        return "the newest expires %s" % format_time(newest_end)
+    return None
+
+
 def plan_secrets(creds, options, now):
     """Decide (create_new, key_ids_to_remove) for the secrets of one name.
 
     Expired secrets go always (they can only confuse); older valid ones only on retire_previous,
     because CE may still be using them until it has the new one. An entry naming remove_key_ids removes exactly those
-    (of this name, if still there) and creates nothing.
+    (of this name, if still there) and creates nothing. A report_only entry neither creates nor removes.
     """
+    if options.get("report_only"):
+        return False, []
     newest = creds[0] if creds else None
-    newest_end = parse_time(newest.get("endDateTime")) if newest else None
-    renew_at = now + datetime.timedelta(days=options["renew_before_days"])
-    create = bool(options["rotate"] or newest is None or newest_end <= renew_at)
+    create = secret_due(creds, options, now) is not None
     remove = [c["keyId"] for c in creds if parse_time(c.get("endDateTime")) <= now]
     named = [key_id.lower() for key_id in options.get("remove_key_ids") or []]
     if named:
@@ -127,71 +151,161 @@ def duplicate_names(options):
     return sorted(set(n for n in names if names.count(n) > 1))
 
 
-def token_tenant(token):
-    """The directory GUID from a token's claims (the caller may have named the directory by domain)."""
+def token_claims(token):
+    """A JWT's claims, not verified (we hold the token, we are not its audience); {} when it is not one."""
     try:
         payload = token.split(".")[1]
         payload += "=" * (-len(payload) % 4)
-        return json.loads(base64.urlsafe_b64decode(payload.encode("ascii"))).get("tid")
+        claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
     except (IndexError, ValueError, TypeError, AttributeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def token_tenant(token):
+    """The directory GUID from a token's claims (the caller may have named the directory by domain)."""
+    return token_claims(token).get("tid")
+
+
+_DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T.*)?$")
+
+
+def duration_days(text):
+    """Whole days of an ISO 8601 duration such as P180D or P1Y (a year as 365 days, a month as 30); None otherwise."""
+    match = _DURATION.match(str(text or "").strip().upper())
+    if not match or not any(match.groups()[:4]):
         return None
+    years, months, weeks, days = (int(g or 0) for g in match.groups()[:4])
+    return years * 365 + months * 30 + weeks * 7 + days
+
+
+def policy_lifetime_limit(policy, app_created=None):
+    """Days a new password credential may live under a tenant app management policy (Graph tenantAppManagementPolicy),
+    or None when it sets no limit for this app."""
+    if not isinstance(policy, dict) or policy.get("isEnabled") is False:
+        return None
+    limits = []
+    restrictions = (policy.get("applicationRestrictions") or {}).get("passwordCredentials") or []
+    for restriction in restrictions:
+        if restriction.get("restrictionType") != "passwordLifetime" or restriction.get("state") == "disabled":
+            continue
+        since = parse_time(restriction.get("restrictForAppsCreatedAfterDateTime"))
+        if since and app_created and parse_time(app_created) and parse_time(app_created) < since:
+            continue  # the policy spares apps made before that date
+        days = duration_days(restriction.get("maxLifetime"))
+        if days:
+            limits.append(days)
+    return min(limits) if limits else None
+
+
+_NAMED_LIMIT = re.compile(r"(\d+)\s*days?|\b(P\d+[YMWD][0-9YMWDT]*)\b", re.I)
+
+
+def lifetime_limit_named(error):
+    """The policy's limit in days when Graph's refusal names it, else None."""
+    texts = [error.message or ""] + [d.get("message") or "" for d in error.details if isinstance(d, dict)]
+    for text in texts:
+        for match in _NAMED_LIMIT.finditer(text):
+            days = int(match.group(1)) if match.group(1) else duration_days(match.group(2))
+            if days:
+                return days
+    return None
+
+
+def is_lifetime_refusal(error):
+    return error.status == 400 and "CredentialInvalidLifetimeAsPerAppPolicy" in error_codes(error)
 
 
 # -- the reconciler -------------------------------------------------------------------------------
-class AppReconciler(RecordsWrites):
+class AppReconciler(Reconciler):
+    """CE's app registration, its service principal, the Exchange permissions this collection manages with their consent,
+    and the client secrets named in the options.
+
+    Which app is CE's: the one with O(app_id) when given; else the one with O(unique_name) (ours: we set it); else the one
+    app of O(display_name) an administrator made by hand following the runbook (no uniqueName), which is adopted (marked
+    with O(unique_name)) rather than duplicated; several such apps stop the run with the candidates. Nothing of an adopted
+    app that is not the runbook's (other APIs' permissions, other Exchange permissions, secrets of other names) is touched.
+    """
+
     def __init__(self, graph, auth, params, check_mode=False, now=None):
+        super(AppReconciler, self).__init__(params, check_mode)
         self.graph = graph
         self.auth = auth
-        self.params = params
-        self.check_mode = check_mode
         self.now = now or datetime.datetime.now(datetime.timezone.utc)
-        self.actions = []
-        self.changed = False
-        self.result = {}
         self.label = self._label()
         self.just_upserted = False
+        self._roles = None
+        self._fresh_roles = False
+        self._policy_limit = False  # not read yet
 
     def _label(self):
         p = self.params
-        name = p.get("unique_name") or p.get("app_id") or p.get("display_name")
+        name = p.get("app_id") or p.get("unique_name") or p.get("display_name")
         return "app %r in directory %s" % (name, p["tenant_id"])
 
-    def step(self, doing, call):
-        """Run one Graph call; a failure names the object and what had already been done."""
-        try:
-            return call()
-        except ServiceError as error:
-            partial = dict(self.result, changed=self.changed, actions=self.actions)
-            raise StepError("%s: %s" % (self.label, doing), error, partial)
-
     def run(self):
-        self.result["tenant_id"] = token_tenant(self.step("getting a Graph token", self.auth.graph_token)) or self.params["tenant_id"]
-        application = self.find_application()
+        token = self.step("getting a Graph token", self.auth.graph_token)
+        claims = token_claims(token)
+        self.result["tenant_id"] = claims.get("tid") or self.params["tenant_id"]
+        self._roles = set(claims["roles"]) if isinstance(claims.get("roles"), list) else None
+        application, found_by = self.find_application()
         if self.params["state"] == "absent":
-            return self.ensure_absent(application)
-        return self.ensure_present(application)
+            return self.ensure_absent(application, found_by)
+        return self.ensure_present(application, found_by)
 
+    # -- which app is CE's ----------------------------------------------------------------------------
     def find_application(self):
+        """-> (application or None, how it was found: app_id, unique_name, adopted or None)."""
         p = self.params
-        found = self.step("looking up the app", lambda: self.graph.find_applications(
-            display_name=p.get("display_name"), unique_name=p.get("unique_name"), app_id=p.get("app_id")))
-        if len(found) > 1:
-            listing = ", ".join("%s (app id %s)" % (a.get("id"), a.get("appId")) for a in found)
-            raise StepError("%s: looking up the app" % self.label, ServiceError(
-                "Microsoft Graph", "%d apps are named %r: %s" % (len(found), p.get("display_name"), listing),
-                hint="display names are not unique: set app_id (or unique_name) to say which one, or delete the extra apps"))
-        return found[0] if found else None
+        if p.get("app_id"):
+            found = self.step("looking up the app by its Application (client) ID", lambda: self.graph.find_applications(app_id=p["app_id"]))
+            found = [a for a in found if str(a.get("appId", "")).lower() == p["app_id"].lower()]
+            if not found and p["state"] == "present":
+                self.refuse("no app registration has Application (client) ID %s in this directory: correct app_id (the "
+                            "azuread_app_registration role takes it from the inventory's ms_apps['%s'].app_id), or leave it unset "
+                            "to find or create the app by its name" % (p["app_id"], p["tenant_id"]))
+            return (found[0], "app_id") if found else (None, None)
+        if p.get("unique_name"):
+            found = self.step("looking up the app by its unique name", lambda: self.graph.find_applications(unique_name=p["unique_name"]))
+            found = [a for a in found if a.get("uniqueName") == p["unique_name"]]
+            if found:
+                return found[0], "unique_name"
+        if not p.get("display_name"):
+            return None, None
+        listed = self.step("looking up apps named %r" % p["display_name"], lambda: self.graph.find_applications(display_name=p["display_name"]))
+        wanted = p["display_name"].strip().casefold()
+        same_name = [a for a in listed if str(a.get("displayName") or "").strip().casefold() == wanted]
+        # An app carrying a uniqueName was made by a tool that keys it: it is not the runbook's hand-made app.
+        candidates = [a for a in same_name if not a.get("uniqueName")] if p.get("unique_name") else same_name
+        if len(candidates) > 1:
+            self.result["candidates"] = [describe_candidate(a) for a in sorted(candidates, key=lambda a: a.get("createdDateTime") or "")]
+            self.refuse("%d app registrations are named %r and none is marked as CE's: %s. Pick the one CE should use by its "
+                        "Application (client) ID: ms_apps['%s'].app_id in the inventory (the azuread_app_registration role "
+                        "passes it as app_id); the others are left as they are"
+                        % (len(candidates), p["display_name"], "; ".join(
+                            "app id %(app_id)s created %(created)s (%(display_name)s)" % c for c in self.result["candidates"]),
+                           p["tenant_id"]))
+        if candidates:
+            return candidates[0], "adopted" if p.get("unique_name") else "display_name"
+        return None, None
 
-    def ensure_absent(self, application):
+    # -- state=absent -------------------------------------------------------------------------------------
+    def ensure_absent(self, application, found_by):
         before = {"state": "present" if application else "absent"}
         if application:
+            if found_by not in ("app_id", "unique_name"):
+                self.refuse("app %s was found only by its display name %r: it is not provably this collection's, so it is not "
+                            "deleted; name it by app_id (or unique_name) to delete it"
+                            % (application.get("appId"), application.get("displayName")))
             before.update(display_name=application.get("displayName"), app_id=application.get("appId"))
             self.result.update(app_id=application.get("appId"), object_id=application.get("id"))
+            self.require(WRITE_APPS, "delete the app")
             self.act("delete app registration %s" % application.get("appId"),
                      lambda: self.graph.delete_application(application["id"]))
         return self.finish(before, {"state": "absent"})
 
-    def ensure_present(self, application):
+    # -- state=present ------------------------------------------------------------------------------------
+    def ensure_present(self, application, found_by):
         p = self.params
         exchange_sp = self.step("reading the Office 365 Exchange Online service principal",
                                 lambda: self.graph.get_service_principal(EXCHANGE_APP_ID))
@@ -201,48 +315,65 @@ class AppReconciler(RecordsWrites):
                 hint="the directory needs an Exchange Online subscription before CE can read its mailboxes"))
         try:
             wanted = exchange_role_ids(exchange_sp, p["exchange_permissions"])
+            retained = exchange_role_ids(exchange_sp, p.get("retain_exchange_permissions") or [])
+            managed = exchange_role_ids(exchange_sp, [n for n in EXCHANGE_ROLE_NAMES if n in role_values(exchange_sp)])
         except ValueError as exc:
             raise StepError("%s: resolving exchange_permissions" % self.label, ServiceError("Microsoft Graph", str(exc)))
         names_by_id = dict((v.get("id"), v.get("value")) for v in exchange_sp.get("appRoles", []))
+        managed_ids = set(managed.values())
         wanted_ids = set(wanted.values())
-        try:
-            retained = exchange_role_ids(exchange_sp, p.get("retain_exchange_permissions") or [])
-        except ValueError as exc:
-            raise StepError("%s: resolving retain_exchange_permissions" % self.label, ServiceError("Microsoft Graph", str(exc)))
         # A retained permission stays when the app requests it already, and is not added otherwise: a run that does not see
         # every CE tenant of the directory (an AWX slice) must not revoke what another CE tenant relies on.
         if application is not None:
             wanted_ids |= set(retained.values()) & requested_role_ids(application.get("requiredResourceAccess"))
 
-        before = self.describe(application, names_by_id)
+        self.result["found_by"] = found_by
+        before = self.describe(application, names_by_id, managed_ids)
         created = application is None
         if created:
             application, created = self.create_application(wanted_ids)
         else:
-            self.update_application(application, wanted_ids)
+            self.update_application(application, wanted_ids, managed_ids, found_by)
 
         service_principal, sp_is_new = self.ensure_service_principal(application, app_is_new=created)
         self.result["service_principal_id"] = (service_principal or {}).get("id")
 
-        consented = self.ensure_consent(service_principal, exchange_sp, wanted_ids, names_by_id, just_created=created or sp_is_new)
+        consented = self.ensure_consent(service_principal, exchange_sp, wanted_ids, managed_ids, names_by_id,
+                                        just_created=created or sp_is_new)
         secrets = self.ensure_secrets(application) if secret_options_of(p) else None
 
-        self.result.update(display_name=p.get("display_name") or application.get("displayName"),
+        self.result.update(display_name=application.get("displayName") or p.get("display_name"),
                            exchange_permissions=sorted(names_by_id.get(i, i) for i in wanted_ids),
                            consented_permissions=sorted(names_by_id.get(i, i) for i in consented))
-        after = {"state": "present", "display_name": self.result["display_name"], "unique_name": p.get("unique_name") or
-                 application.get("uniqueName"), "exchange_permissions": self.result["exchange_permissions"],
+        after = {"state": "present", "display_name": self.result["display_name"], "unique_name": self.result.get("unique_name"),
+                 "exchange_permissions": self.result["exchange_permissions"],
                  "consented_permissions": self.result["consented_permissions"], "service_principal": True}
         if secrets is not None:
             after["client_secrets"] = secrets
         return self.finish(before, after)
+
+    def require(self, permissions, what):
+        """Refuse a write the automation identity's token does not allow, before it is sent (and in a plan)."""
+        if self._roles is None or self._roles & set(permissions):
+            return
+        if not self._fresh_roles:
+            # A token's roles are fixed when it is issued: a cached one may predate the grant. Ask once for a fresh one.
+            self._fresh_roles = True
+            self.auth.forget_token(self.auth.endpoints["graph_resource"])
+            claims = token_claims(self.step("getting a fresh Graph token", self.auth.graph_token))
+            self._roles = set(claims["roles"]) if isinstance(claims.get("roles"), list) else None
+            return self.require(permissions, what)
+        self.refuse("the automation identity (client id %s) may not %s: its Graph token holds none of %s (it holds %s). Grant it the "
+                    "Microsoft Graph application permission %s with admin consent (docs/security.md), then run again"
+                    % (getattr(self.auth, "client_id", None), what, ", ".join(permissions),
+                       ", ".join(sorted(self._roles)) or "no application permission", permissions[0]))
 
     def ensure_service_principal(self, application, app_is_new):
         """-> (service principal, whether replicas may not know it yet)."""
         app_id = application["appId"]
         if not app_is_new and not self.just_upserted:
             found = self.step("reading its service principal", lambda: self.graph.get_service_principal(app_id))
-            if found is not None:
+            if found is not None and str(found.get("appId", "")).lower() == str(app_id).lower():
                 return found, False
 
         def create():
@@ -250,13 +381,15 @@ class AppReconciler(RecordsWrites):
             # 409: another run created it a moment ago; theirs is the one (Graph allows one per app).
             return service_principal if created else AlreadyDone(service_principal)
 
+        self.require(WRITE_APPS, "create the app's service principal")
         return self.act("create the service principal (enterprise application)", create), True
 
-    def describe(self, application, names_by_id):
+    def describe(self, application, names_by_id, managed_ids):
         if application is None:
             return {"state": "absent"}
         state = {"state": "present", "display_name": application.get("displayName"), "unique_name": application.get("uniqueName"),
-                 "exchange_permissions": sorted(names_by_id.get(i, i) for i in requested_role_ids(application.get("requiredResourceAccess")))}
+                 "exchange_permissions": sorted(names_by_id.get(i, i) for i in requested_role_ids(application.get("requiredResourceAccess"))
+                                                if i in managed_ids)}
         options = secret_options_of(self.params)
         if options:
             state["client_secrets"] = [dict(secret_summary(c), name=o["name"]) for o in options for c in secrets_named(application, o["name"])]
@@ -265,14 +398,14 @@ class AppReconciler(RecordsWrites):
     def create_application(self, wanted_ids):
         p = self.params
         if not p.get("display_name"):
-            raise StepError("%s: creating the app" % self.label, ServiceError(
-                "Microsoft Graph", "no app matches and display_name is not set", hint="set display_name to create the app"))
+            self.refuse("no app matches and display_name is not set: set display_name to create the app")
         body = {"displayName": p["display_name"], "signInAudience": "AzureADMyOrg",
                 "requiredResourceAccess": desired_required_resource_access([], wanted_ids)}
+        self.require(WRITE_APPS, "create the app registration")
         application = self.act("create app registration %r" % p["display_name"],
                                lambda: self.graph.create_application(body, unique_name=p.get("unique_name")))
         if self.check_mode:
-            self.result.update(app_id=None, object_id=None)
+            self.result.update(app_id=None, object_id=None, unique_name=p.get("unique_name"))
             return {"appId": None, "id": None, "displayName": p["display_name"], "passwordCredentials": []}, True
         created = application is not None
         if not created:
@@ -281,40 +414,61 @@ class AppReconciler(RecordsWrites):
             self.actions[-1] = "create app registration %r: created by another run a moment ago, updated instead" % p["display_name"]
             self.just_upserted = True
             application = self.step("reading the app back", lambda: self.graph.get_application_by_unique_name(p["unique_name"]))
-        self.result.update(app_id=application["appId"], object_id=application["id"])
+        self.result.update(app_id=application["appId"], object_id=application["id"], unique_name=application.get("uniqueName"))
         return application, created
 
-    def update_application(self, application, wanted_ids):
+    def update_application(self, application, wanted_ids, managed_ids, found_by):
         p = self.params
-        self.result.update(app_id=application["appId"], object_id=application["id"])
+        self.result.update(app_id=application["appId"], object_id=application["id"], unique_name=application.get("uniqueName"))
         patch = {}
-        if p.get("display_name") and application.get("displayName") != p["display_name"]:
+        if found_by == "unique_name" and p.get("display_name") and application.get("displayName") != p["display_name"]:
+            # Only an app this collection made is renamed; an adopted or picked one keeps the name its administrator gave it.
             patch["displayName"] = p["display_name"]
-        if requested_role_ids(application.get("requiredResourceAccess")) != wanted_ids:
-            patch["requiredResourceAccess"] = desired_required_resource_access(application.get("requiredResourceAccess"), wanted_ids)
+        if found_by in ("adopted", "app_id") and p.get("unique_name") and not application.get("uniqueName"):
+            # Marks the adopted app as CE's, so that later runs find it exactly, whatever else is named like it. A uniqueName
+            # can be set once, while it is null.
+            patch["uniqueName"] = p["unique_name"]
+        requested = requested_role_ids(application.get("requiredResourceAccess"))
+        if requested & managed_ids != wanted_ids:
+            patch["requiredResourceAccess"] = desired_required_resource_access(application.get("requiredResourceAccess"), wanted_ids, managed_ids)
         if patch:
-            self.act("update %s of the app registration" % " and ".join(sorted(patch)),
+            what = {"displayName": "display name", "uniqueName": "unique name %r" % p.get("unique_name"),
+                    "requiredResourceAccess": "requested Exchange permissions"}
+            verb = "adopt app registration %r (app id %s, made by hand on %s): set" % (
+                application.get("displayName"), application.get("appId"), (application.get("createdDateTime") or "?")[:10]) \
+                if "uniqueName" in patch else "update"
+            self.require(WRITE_APPS, "update the app registration")
+            self.act("%s %s of the app registration" % (verb, " and ".join(what[k] for k in sorted(patch))),
                      lambda: self.graph.update_application(application["id"], patch))
+            if "uniqueName" in patch:
+                self.result["unique_name"] = p["unique_name"]
+        self.result["adopted"] = found_by in ("adopted", "app_id") and "uniqueName" in patch
 
-    def ensure_consent(self, service_principal, exchange_sp, wanted_ids, names_by_id, just_created):
-        """Make the Exchange app role assignments equal ``wanted_ids``; return the resulting ids."""
+    def ensure_consent(self, service_principal, exchange_sp, wanted_ids, managed_ids, names_by_id, just_created):
+        """Make the consent for the managed Exchange permissions equal ``wanted_ids``; return the resulting managed ids.
+        Consent for any other permission is left as it is."""
         if self.check_mode and service_principal is None:
             current = {}
         else:
             assignments = self.step("reading its admin consent", lambda: self.graph.list_app_role_assignments(
                 service_principal["id"], just_created=just_created))
-            current = dict((a.get("appRoleId"), a.get("id")) for a in assignments if a.get("resourceId") == exchange_sp["id"])
+            current = dict((a.get("appRoleId"), a.get("id")) for a in assignments
+                           if a.get("resourceId") == exchange_sp["id"] and a.get("appRoleId") in managed_ids)
         if not self.params["admin_consent"]:
             return set(current)
         principal_id = (service_principal or {}).get("id")
-        for role_id in sorted(wanted_ids - set(current)):
+        to_grant, to_revoke = sorted(wanted_ids - set(current)), sorted(set(current) - wanted_ids)
+        if to_grant or to_revoke:
+            self.require(WRITE_CONSENT, "grant or revoke admin consent")
+        for role_id in to_grant:
             self.act("grant admin consent for %s" % names_by_id.get(role_id, role_id),
                      lambda role_id=role_id: self.graph.add_app_role_assignment(exchange_sp["id"], principal_id, role_id) or AlreadyDone())
-        for role_id in sorted(set(current) - wanted_ids):
+        for role_id in to_revoke:
             self.act("revoke admin consent for %s" % names_by_id.get(role_id, role_id),
                      lambda role_id=role_id: self.graph.remove_app_role_assignment(principal_id, current[role_id]) or AlreadyDone())
         return set(wanted_ids)
 
+    # -- client secrets -----------------------------------------------------------------------------------
     def ensure_secrets(self, application):
         """Every named secret asked for; secrets of other names are never touched. -> diff entries."""
         options = secret_options_of(self.params)
@@ -336,17 +490,16 @@ class AppReconciler(RecordsWrites):
         name = option["name"]
         creds = secrets_named(application, name)
         create, remove = plan_secrets(creds, option, self.now)
-        entry = {"name": name, "created": False}
+        entry = {"name": name, "created": False, "due": secret_due(creds, option, self.now)}
         new = None
         if create:
-            end = format_time(self.now + datetime.timedelta(days=option["lifetime_days"]))
-            new = self.act("create client secret %r valid until %s" % (name, end),
-                           lambda: self.graph.add_password(application["id"], name, end))
-            if new is None:  # check mode
-                new = {"keyId": None, "endDateTime": end, "displayName": name}
+            self.require(WRITE_APPS, "create a client secret")
+            new = self.create_secret(application, name, option["lifetime_days"])
             entry["created"] = True
             if new.get("secretText"):
                 entry["client_secret"] = new["secretText"]
+        if remove:
+            self.require(WRITE_APPS, "remove a client secret")
         for key_id in remove:
             self.act("remove client secret %s (%s)" % (key_id, name),
                      lambda key_id=key_id: self.graph.remove_password(application["id"], key_id))
@@ -357,7 +510,53 @@ class AppReconciler(RecordsWrites):
                      secrets=[secret_summary(c) for c in remaining], removed_key_ids=list(remove), expired_key_ids=expired)
         return entry
 
-    def finish(self, before, after):
-        result = dict(self.result, changed=self.changed, actions=self.actions)
-        result["diff"] = {"before": before, "after": after}
-        return result
+    def create_secret(self, application, name, lifetime_days):
+        """addPassword within the directory's secret lifetime policy: capped at its limit when the policy can be read, retried
+        once at the limit Graph's refusal names, and otherwise refused with the setting that fixes it."""
+        limit = self.policy_limit(application)
+        days = lifetime_days
+        if limit and lifetime_days > limit:
+            self.warnings.append("client secret %r: the directory's app management policy allows secrets of at most %d days, so the "
+                                 "new one is valid for %d days instead of %d (%s)" % (name, limit, limit, lifetime_days, LIFETIME_VARIABLE))
+            days = limit
+
+        def add():
+            try:
+                return self.graph.add_password(application["id"], name, format_time(self.now + datetime.timedelta(days=days)))
+            except ServiceError as error:
+                if not is_lifetime_refusal(error):
+                    raise
+                named = lifetime_limit_named(error)
+                if named and named < days:
+                    self.warnings.append("client secret %r: Graph refused %d days under the directory's app management policy and "
+                                         "named its limit, %d days; made it with that lifetime (%s)" % (name, days, named, LIFETIME_VARIABLE))
+                    return self.graph.add_password(application["id"], name, format_time(self.now + datetime.timedelta(days=named)))
+                error.hint = ("the directory's app management policy caps client secret lifetimes below %d days: set %s (app_secrets[]."
+                              "lifetime_days of azuread_app) to the policy's limit, which its administrator can read under Entra ID > "
+                              "Enterprise applications > Application policies; or grant the automation identity "
+                              "Policy.Read.ApplicationConfiguration so that the limit is read and applied by itself" % (days, LIFETIME_VARIABLE))
+                raise
+
+        end = format_time(self.now + datetime.timedelta(days=days))
+        new = self.act("create client secret %r valid until %s" % (name, end), add)
+        return new if new is not None else {"keyId": None, "endDateTime": end, "displayName": name}
+
+    def policy_limit(self, application):
+        """Days the directory's default app management policy lets a new secret live, or None (no limit, or unreadable:
+        reading it needs Policy.Read.ApplicationConfiguration, which the collection does not require)."""
+        if self._policy_limit is False:
+            try:
+                policy = self.graph.default_app_management_policy()
+            except ServiceError:
+                policy = None
+            self._policy_limit = policy_lifetime_limit(policy, application.get("createdDateTime"))
+        return self._policy_limit
+
+
+def role_values(resource_sp):
+    return set(role.get("value") for role in resource_sp.get("appRoles", []))
+
+
+def describe_candidate(application):
+    return {"display_name": application.get("displayName"), "app_id": application.get("appId"),
+            "created": (application.get("createdDateTime") or "unknown")[:10]}

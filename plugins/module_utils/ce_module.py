@@ -2,18 +2,17 @@
 # Copyright: (c) 2026, CE Ops automation team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Base for the modules that talk to a CE Portal: the shared Portal options, the client, one failure path."""
+"""The CE family of modules: the shared Portal options and the Portal client."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_portal import CePortal
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ceops_module import CeopsModule
 
 
 def ce_argument_spec():
@@ -30,29 +29,11 @@ def ce_argument_spec():
     )
 
 
-class StepError(Exception):
-    """A ServiceError with the object and step that failed, and what was done before it."""
-
-    def __init__(self, doing, cause, partial=None):
-        super(StepError, self).__init__(doing)
-        self.doing = doing
-        self.cause = cause
-        self.partial = partial or {}
-
-
-class TaskError(Exception):
-    """The task cannot succeed (bad input, or the Portal reported a failure); the message names the object and says what to do."""
-
-    def __init__(self, message, partial=None):
-        super(TaskError, self).__init__(message)
-        self.partial = partial or {}
-
-
-class CeModule(AnsibleModule):
+class CeModule(CeopsModule):
     def __init__(self, argument_spec, **kwargs):
         spec = ce_argument_spec()
         spec.update(argument_spec)
-        super(CeModule, self).__init__(argument_spec=spec, **kwargs)
+        super(CeModule, self).__init__(spec, **kwargs)
         p = self.params
         if not p["validate_certs"]:
             self.warn("validate_certs is false: the CE Portal's TLS certificate is not verified, so a man in the middle "
@@ -68,11 +49,8 @@ class CeModule(AnsibleModule):
         if not p["ce_token"] and not (p["ce_username"] and p["ce_password"]):
             self.fail_json(msg="CE deployment %s: credentials are required: ce_token (an API token), or ce_username and ce_password "
                                "of a Portal administrator (or CE_PORTAL_TOKEN, CE_PORTAL_USERNAME, CE_PORTAL_PASSWORD)" % p["ce_url"])
+        self.where = "CE deployment %s" % p["ce_url"]
         self._portal = None
-
-    @property
-    def deployment(self):
-        return "CE deployment %s" % self.params["ce_url"]
 
     @property
     def portal(self):
@@ -82,27 +60,7 @@ class CeModule(AnsibleModule):
                 self._portal = CePortal(p["ce_url"], token=p["ce_token"], username=p["ce_username"], password=p["ce_password"],
                                         ca_path=p["ca_path"], validate_certs=p["validate_certs"], timeout=p["timeout"])
             except ValueError as error:
-                self.fail_json(msg="%s: %s" % (self.deployment, error))
+                self.fail_json(msg="%s: %s" % (self.where, error))
             except ServiceError as error:
-                self.fail_service(error, self.deployment)
+                self.fail_service(error, self.where)
         return self._portal
-
-    def fail_service(self, error, doing, **result):
-        """Fail with what we were doing, the Portal's own words and code, its request id and the fix."""
-        self.fail_json(msg="%s: %s" % (doing, error.describe()), status=error.status, error_code=error.code,
-                       request_id=error.request_id, **result)
-
-    def run(self, work):
-        """Call ``work()`` -> result dict and exit; any error becomes one clear failure."""
-        try:
-            result = work()
-        except StepError as error:
-            self.fail_service(error.cause, error.doing, **error.partial)
-        except TaskError as error:
-            self.fail_json(msg=str(error), **error.partial)
-        except ServiceError as error:
-            self.fail_service(error, self.deployment)
-        except Exception as error:  # pylint: disable=broad-except
-            # A bug must still end as one task failure with the trace in -vvv, not a module crash.
-            self.fail_json(msg="unexpected error: %s" % error, exception=traceback.format_exc())
-        self.exit_json(**result)

@@ -349,6 +349,9 @@ class CePortal:
     def find_gateway(self, name):
         return self._find_by_name("email-gateways", name, gateway_record)
 
+    def gateways(self):
+        return [gateway_record(item) for item in self._list("email-gateways")]
+
     def get_gateway(self, gateway_id):
         return gateway_record(self._get("email-gateways/%s" % _segment(gateway_id)))
 
@@ -392,6 +395,13 @@ class CePortal:
 
     def find_connection(self, tenant, name):
         return self._find_by_name(self._connection_path(tenant), name, connection_record)
+
+    def connections(self, tenant, gateway_id=None):
+        """The tenant's email connections, those on one gateway when ``gateway_id`` is given (checked here too: a filter may
+        match loosely)."""
+        params = {"gateway_id": gateway_id} if gateway_id else None
+        records = [connection_record(item) for item in self._list(self._connection_path(tenant), params)]
+        return [r for r in records if not gateway_id or r.get("gateway_id") == gateway_id]
 
     def get_connection(self, tenant, connection_id):
         return connection_record(self._get(self._connection_path(tenant, connection_id)))

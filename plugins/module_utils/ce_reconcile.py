@@ -14,8 +14,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
+
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import ce_portal
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_module import StepError, TaskError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.reconcile import Reconciler as BaseReconciler, StepError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import CLOUDS, is_guid, validate_tenant
 
@@ -23,6 +25,8 @@ from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import
 EXCHANGE_ONLINE_INBOUND = {"protocol": "imap", "host": "outlook.office365.com", "port": 993, "security": "ssl"}
 EXCHANGE_ONLINE_OUTBOUND = {"host": "smtp.office365.com", "port": 587, "security": "starttls"}
 TOKEN_PATH = "oauth2/v2.0/token"
+# Stands for CE's app in checks of a plan made before the app exists; never sent.
+PLACEHOLDER_APP_ID = "00000000-0000-0000-0000-000000000000"
 
 
 # -- pure helpers ---------------------------------------------------------------------------------
@@ -65,18 +69,63 @@ def describe_endpoint(endpoint):
     return "%s%s:%s (%s)" % (protocol.upper() + " " if protocol else "", endpoint.get("host"), endpoint.get("port"), endpoint.get("security"))
 
 
+def parse_time(value):
+    """An RFC 3339 timestamp of the Portal or of Graph (Graph may give 7 fractional digits); None when absent or unreadable."""
+    if not value:
+        return None
+    text = str(value).strip().replace("Z", "+00:00")
+    if "." in text:
+        head, rest = text.split(".", 1)
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        text = "%s.%s%s" % (head, digits[:6].ljust(6, "0"), rest[len(digits):])
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def secret_held(current, client_id, secret_start):
+    """(True, None) when CE's OAuth settings provably hold the app's current secret for this CE tenant, else (False, why).
+
+    The Portal never shows a stored secret, so this is told from what it shows: the settings name the app, hold a secret,
+    and got it at or after the moment the app's current secret for this CE tenant was made (``secret_start``, Graph's
+    startDateTime of the newest secret of its name). A secret typed in by hand, or by another tool, before that moment
+    is not ours; so is one of another app.
+    """
+    if current is None:
+        return False, "CE has no such OAuth settings yet"
+    if not current.get("client_secret_set"):
+        return False, "CE's settings hold no client secret"
+    if str(current.get("client_id") or "").lower() != str(client_id or "").lower():
+        return False, "CE's settings name app %s, not CE's app %s, so the secret they hold is not one of CE's app" % (current.get("client_id"), client_id)
+    start = parse_time(secret_start)
+    if start is None:
+        return False, "CE's app has no current client secret for this CE tenant"
+    updated = parse_time(current.get("client_secret_updated_at"))
+    if updated is None:
+        return False, "the Portal does not say when CE's secret was set"
+    if updated < start:
+        return False, ("CE's secret was set on %s, before CE's app made its current secret for this CE tenant (%s): it is another "
+                       "one (typed in by hand, set by another tool, or an older one)" % (current.get("client_secret_updated_at"), secret_start))
+    return True, None
+
+
+def find_one(records, what, fix):
+    """The one record of a list, None for none; several stop the task with each one's name and id and the option that picks."""
+    if len(records) > 1:
+        raise ValueError("%d %s: %s; %s" % (len(records), what, ", ".join("%r (id %s)" % (r.get("name"), r.get("id")) for r in records), fix))
+    return records[0] if records else None
+
+
 # -- the shared compare-and-act frame -------------------------------------------------------------
-class Reconciler:
+class Reconciler(BaseReconciler):
     kind = "object"
 
     def __init__(self, portal, params, check_mode=False, warn=None):
+        super(Reconciler, self).__init__(params, check_mode)
         self.portal = portal
-        self.params = params
-        self.check_mode = check_mode
-        self.warn = warn or (lambda message: None)
-        self.actions = []
-        self.changed = False
-        self.result = {}
+        self.warn = warn or self.warnings.append
         self.label = self.make_label()
 
     def make_label(self):
@@ -86,36 +135,14 @@ class Reconciler:
         parts.append("%s %r" % (self.kind, self.params["name"]) if self.params.get("name") else self.kind)
         return ", ".join(parts)
 
-    def partial(self):
-        return dict(self.result, changed=self.changed, actions=list(self.actions))
-
-    def step(self, doing, call):
-        """Run one Portal call; a failure names the object, the step, and what had already been done."""
-        try:
-            return call()
-        except ServiceError as error:
-            raise StepError("%s: %s" % (self.label, doing), error, self.partial())
-
-    def act(self, description, call):
-        """A write: recorded always, sent only outside check mode."""
-        self.actions.append(description)
-        self.changed = True
-        if self.check_mode:
-            return None
-        return self.step(description, call)
-
     def fail(self, message):
-        raise TaskError("%s: %s" % (self.label, message), self.partial())
+        self.refuse(message)
 
     def portal_info(self):
         info = self.step("reading the Portal's version", self.portal.info)
         self.result["ce_version"] = info["version"]
+        self.result["ce_capabilities"] = list(info.get("capabilities") or [])
         return info
-
-    def finish(self, before, after):
-        result = self.partial()
-        result["diff"] = {"before": before, "after": after}
-        return result
 
     # Subclasses: prepare() (checks before any read of the object), read(), describe(record),
     # ensure_present(current) -> after, ensure_absent(current) -> after.
@@ -169,11 +196,25 @@ class Reconciler:
 
 
 # -- ce_email_gateway -----------------------------------------------------------------------------
+def find_exchange_gateway(portal, name, inbound_host):
+    """(gateway, adopted): the deployment's gateway named ``name``; else the one gateway whose inbound host is Exchange
+    Online's (``inbound_host``), which the runbook's deployment administrator made by hand under a name of their own and
+    this collection adopts; (None, False) when there is neither. Several such gateways raise ValueError with each one."""
+    gateway = portal.find_gateway(name)
+    if gateway is not None:
+        return gateway, False
+    host = (inbound_host or "").strip().lower()
+    candidates = [g for g in portal.gateways() if host and (g["inbound"].get("host") or "").strip().lower() == host]
+    adopted = find_one(candidates, "email gateways read mail from %s and none is named %r" % (inbound_host, name),
+                       "name the one to use in ce_email_oauth_gateway_name (the gateway option)")
+    return adopted, adopted is not None
+
+
 class GatewayReconciler(Reconciler):
     kind = "email gateway"
 
     def prepare(self):
-        self.portal_info()
+        info = self.portal_info()
         if self.params["state"] == "present":
             problems = ce_portal.gateway_problems(self.desired(None))
             if problems:
@@ -182,14 +223,27 @@ class GatewayReconciler(Reconciler):
                 self.warn("%s downloads mail with %s: CE does not support OAuth on POP3, so email connections on this gateway "
                           "cannot use OAuth to receive (Exchange Online has switched off basic authentication)"
                           % (self.label, self.params["inbound"]["protocol"].upper()))
+            if self.params.get("require_oauth"):
+                problem = ce_portal.oauth_problem(info)
+                if problem:
+                    self.fail(problem)
 
     def read(self):
-        return self.portal.find_gateway(self.params["name"])
+        if self.params["state"] == "absent":
+            return self.portal.find_gateway(self.params["name"])
+        try:
+            gateway, adopted = find_exchange_gateway(self.portal, self.params["name"], self.params["inbound"]["host"])
+        except ValueError as error:
+            self.fail(str(error))
+        self.result["adopted"] = adopted
+        return gateway
 
     def desired(self, current):
         p = self.params
         description = p["description"] if p["description"] is not None else (current or {}).get("description")
-        return {"name": p["name"], "description": description, "inbound": dict(p["inbound"]), "outbound": dict(p["outbound"])}
+        # An adopted gateway keeps the name its administrator gave it: the tenants' connections find it by what it does.
+        name = current["name"] if current and self.result.get("adopted") else p["name"]
+        return {"name": name, "description": description, "inbound": dict(p["inbound"]), "outbound": dict(p["outbound"])}
 
     def describe(self, record):
         if record is None:
@@ -211,6 +265,9 @@ class GatewayReconciler(Reconciler):
 
 # -- ce_oauth_settings ----------------------------------------------------------------------------
 class OAuthSettingsReconciler(Reconciler):
+    """A tenant's OAuth settings. Never a client id without its secret: settings that name another app, or hold a secret
+    this task cannot vouch for, are changed only in one write that carries the new client id and a secret of it."""
+
     kind = "OAuth settings"
 
     def prepare(self):
@@ -225,12 +282,14 @@ class OAuthSettingsReconciler(Reconciler):
             problem = validate_tenant(p["tenant_id"])
             if problem:
                 self.fail(problem)
-        if not is_guid(p["client_id"] or ""):
+        # A plan (check mode) may come before CE's app exists: its id is then unknown, everything else is checked.
+        self.app_pending = self.check_mode and not p["client_id"]
+        if not self.app_pending and not is_guid(p["client_id"] or ""):
             self.fail("client_id %r is not a GUID: use the Application (client) ID of CE's app registration" % (p["client_id"],))
-        self.wanted = {"name": p["name"], "client_id": p["client_id"],
+        self.wanted = {"name": p["name"], "client_id": p["client_id"] or None,
                        "scopes": list(p["scopes"] or default_scopes(p["cloud"])),
                        "token_endpoint_url": p["token_endpoint_url"] or token_endpoint_url(p["tenant_id"], p["cloud"], p["authority_host"])}
-        problems = ce_portal.oauth_settings_problems(self.wanted)
+        problems = ce_portal.oauth_settings_problems(dict(self.wanted, client_id=self.wanted["client_id"] or PLACEHOLDER_APP_ID))
         if problems:
             self.fail("; ".join(problems))
         problem = ce_portal.oauth_problem(self.portal_info())
@@ -243,27 +302,45 @@ class OAuthSettingsReconciler(Reconciler):
     def describe(self, record):
         if record is None:
             return {"state": "absent"}
-        return {"state": "present", "name": record["name"], "client_id": record["client_id"], "scopes": list(record["scopes"]),
-                "token_endpoint_url": record["token_endpoint_url"], "client_secret_set": record["client_secret_set"]}
+        return {"state": "present", "name": record["name"], "client_id": record["client_id"] or "(CE's app, to be created)",
+                "scopes": list(record["scopes"]), "token_endpoint_url": record["token_endpoint_url"],
+                "client_secret_set": record["client_secret_set"]}
+
+    def secret_to_send(self, current):
+        """(send the secret?, why CE needs one) by update_secret."""
+        p = self.params
+        if p["update_secret"] == "when_not_held":
+            if self.app_pending:
+                return True, "CE's app does not exist yet"
+            held, why = secret_held(current, self.wanted["client_id"], p["client_secret_start"])
+            self.result["client_secret_held"] = held
+            if held and p["client_secret"]:
+                # The secret given was made before CE got the one it holds, and not by this task: another run gave CE its
+                # own (or an operator did). The one given is not CE's.
+                self.result["client_secret_superseded"] = True
+            return not held, why
+        if current is None:
+            return True, "the settings are to be created"
+        if p["update_secret"] == "always":
+            return True, None
+        return not current["client_secret_set"], "CE's settings hold no client secret"
 
     def ensure_present(self, current):
         p, tenant, desired = self.params, self.params["ce_tenant"], dict(self.wanted)
         secret = p["client_secret"]
+        send_secret, why = self.secret_to_send(current)
+        if send_secret and not secret:
+            return self.need_secret(current, desired, why)
+        send_secret = send_secret and bool(secret)
         if current is None:
-            if not secret:
-                # Structured, so a playbook can tell "needs a secret" from every other failure (roles/ce_email_oauth recovers it).
-                self.result["client_secret_required"] = True
-                self.fail("client_secret is required to create them (the Portal never returns a stored secret); pass the "
-                          "secret's value, for example from the run that created it or from Ansible Vault")
-            send_secret = True
-            what = "client id %s, token endpoint %s" % (desired["client_id"], desired["token_endpoint_url"])
+            what = "client id %s, token endpoint %s, with a client secret" % (desired["client_id"], desired["token_endpoint_url"])
             record = self.act("create %s %r: %s" % (self.kind, p["name"], what),
                               lambda: self.portal.create_oauth_settings(tenant, desired, secret))
             record = record or dict(desired, id=None, revision=None, client_secret_updated_at=None)
         else:
             # The Portal cannot say whether the stored secret equals ours: sending it is a change by itself.
-            send_secret = bool(secret) and (p["update_secret"] == "always" or not current["client_secret_set"])
-            changes = differences(current, desired) + (["client secret replaced"] if send_secret else [])
+            replaced = "client secret replaced" + (" (%s)" % why if why and p["update_secret"] == "when_not_held" else "")
+            changes = differences(current, desired) + ([replaced] if send_secret else [])
             record = current
             if changes:
                 record = self.act("update %s %r: %s" % (self.kind, p["name"], "; ".join(changes)),
@@ -271,12 +348,32 @@ class OAuthSettingsReconciler(Reconciler):
                 record = record or dict(current, **desired)
         if send_secret:
             record = dict(record, client_secret_set=True)
+            self.result["client_secret_held"] = True
         self.result["oauth_settings"] = record
         self.result["client_secret_updated"] = send_secret
         after = self.describe(record)
         if send_secret and current is not None:
             after["client_secret_replaced"] = True
         return after
+
+    def need_secret(self, current, desired, why):
+        """CE needs a secret this task was not given: write nothing (a new client id without its secret would leave CE with
+        another app's secret), say so; a plan shows the write the converge makes once the Azure AD part made the secret."""
+        p = self.params
+        self.result.update(client_secret_needed=True, client_secret_needed_reason=why, oauth_settings=current)
+        if p["update_secret"] != "when_not_held" and current is None:
+            # Structured, so a playbook can tell "needs a secret" from every other failure.
+            self.result["client_secret_required"] = True
+            self.fail("client_secret is required to create them (the Portal never returns a stored secret); pass the "
+                      "secret's value, for example from the run that created it or from Ansible Vault")
+        if self.check_mode:
+            changes = (["create with client id %s, token endpoint %s" % (desired["client_id"] or "of CE's app (to be created)",
+                                                                         desired["token_endpoint_url"])] if current is None
+                       else differences(current, desired))
+            self.act("%s %s %r: %s, with a new client secret of CE's app (%s)" % (
+                "create" if current is None else "update", self.kind, p["name"], "; ".join(changes) or "same settings", why), lambda: None)
+            return dict(self.describe(dict(current or {}, **dict(desired, client_secret_set=True))), client_secret_replaced=current is not None)
+        return self.describe(current)
 
     def ensure_absent(self, current):
         return self.delete(current, lambda: self.portal.delete_oauth_settings(self.params["ce_tenant"], current))
@@ -304,7 +401,14 @@ class ConnectionReconciler(Reconciler):
             problem = ce_portal.oauth_send_problem(info) if p["use_oauth_send"] else ce_portal.oauth_problem(info)
             if problem:
                 self.fail(problem)
-        self.gateway = self.step("looking up email gateway %r" % p["gateway"], lambda: self.portal.find_gateway(p["gateway"]))
+        try:
+            self.gateway, adopted = self.step("looking up email gateway %r" % p["gateway"], lambda: find_exchange_gateway(
+                self.portal, p["gateway"], p.get("gateway_inbound_host") or EXCHANGE_ONLINE_INBOUND["host"]))
+        except ValueError as error:
+            self.fail(str(error))
+        if adopted:
+            self.warn("%s: no email gateway is named %r; using %r, the deployment's gateway for %s (made by hand)"
+                      % (self.label, p["gateway"], self.gateway["name"], self.gateway["inbound"].get("host")))
         if self.gateway is None:
             self.missing("email gateway", p["gateway"], "create it with ce_email_gateway (a deployment administrator's task) "
                          "or correct gateway")
@@ -329,7 +433,20 @@ class ConnectionReconciler(Reconciler):
         self.warn("%s: %s; check mode assumes an earlier task of this run creates it" % (self.label, message))
 
     def read(self):
-        return self.portal.find_connection(self.params["ce_tenant"], self.params["name"])
+        p = self.params
+        connection = self.portal.find_connection(p["ce_tenant"], p["name"])
+        if connection is not None or p["state"] == "absent" or not (self.gateway or {}).get("id"):
+            return connection
+        # The runbook: "select the email connection associated with the Exchange Online email gateway ... If no such email
+        # connection exists yet then create": the one connection of the tenant on that gateway, whatever its name, is adopted.
+        try:
+            adopted = find_one(self.portal.connections(p["ce_tenant"], self.gateway["id"]),
+                               "email connections of tenant %s use gateway %r and none is named %r" % (p["ce_tenant"], self.gateway["name"], p["name"]),
+                               "name the one to use in ce_email_oauth_connection_name (the name option)")
+        except ValueError as error:
+            self.fail(str(error))
+        self.result["adopted"] = adopted is not None
+        return adopted
 
     def name_of(self, kind, object_id):
         """A referenced object's name for the diff (a person does not know ids)."""
@@ -357,7 +474,9 @@ class ConnectionReconciler(Reconciler):
             settings_id = self.settings["id"] if p["oauth_settings"] else None  # "" detaches them
         else:
             settings_id = (current or {}).get("oauth_settings_id")
-        desired = {"name": p["name"], "gateway_id": self.gateway["id"], "oauth_settings_id": settings_id,
+        # An adopted connection keeps the name its administrator gave it.
+        name = current["name"] if current and self.result.get("adopted") else p["name"]
+        desired = {"name": name, "gateway_id": self.gateway["id"], "oauth_settings_id": settings_id,
                    "use_oauth_receive": p["use_oauth_receive"], "use_oauth_send": p["use_oauth_send"]}
         what = "gateway %r, OAuth settings %r, OAuth to receive %s, to send %s" % (
             p["gateway"], p["oauth_settings"] or None, p["use_oauth_receive"], p["use_oauth_send"])

@@ -93,15 +93,16 @@ class ExchangeClient:
         return call()
 
     # -- service principals ---------------------------------------------------------------------
-    def get_service_principal(self, identity):
-        """Exchange's service principal by AppId, ObjectId or name; None when Exchange has none."""
+    def service_principals(self, identity):
+        """What Get-ServicePrincipal -Identity answers, as a list ([] when Exchange has none). The caller checks which of
+        them, if any, is the one it asked for: the lookup is by any of several identities, and what the endpoint answers
+        for an identity that matches nothing is not documented."""
         try:
-            found = self.invoke("Get-ServicePrincipal", {"Identity": identity})
+            return self.invoke("Get-ServicePrincipal", {"Identity": identity})
         except ExchangeError as error:
             if is_not_found(error):
-                return None
+                return []
             raise
-        return found[0] if found else None
 
     def new_service_principal(self, app_id, object_id, display_name=None, verified=False):
         """Create it; with ``verified`` (the pair was checked in Entra) Exchange's "couldn't be found

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_errors import (
     ExchangeError, is_entra_sp_not_found, is_existing_service_principal, is_not_found)
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import AlreadyDone, RecordsWrites, StepError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.reconcile import AlreadyDone, Reconciler, StepError, TaskError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import is_guid
 
 ACCESS_RIGHTS = ("FullAccess", "ReadPermission", "ChangePermission", "ChangeOwner", "DeleteItem", "ExternalAccount")
@@ -28,14 +28,6 @@ _ADDRESS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?
 
 DENY_HINT = ("a Deny entry overrides any grant, so CE will be refused; if it is not intended remove it by hand "
              "(Remove-MailboxPermission -Identity %s -User %s -AccessRights %s -Deny)")
-
-
-class Refusal(ServiceError):
-    """The module refuses to go on (wrong id, unregistered principal, failed mailboxes): no service
-    failed, so the message stands alone, followed by what to do."""
-
-    def describe(self):
-        return "; ".join(part for part in (self.message, self.hint) if part)
 
 
 # -- pure helpers ---------------------------------------------------------------------------------
@@ -76,9 +68,11 @@ def truthy(value):
 
 
 def principal_names(principal, user):
-    """Every spelling Exchange may use for the principal in Get-MailboxPermission's User column."""
-    names = {user}
-    for key in ("Identity", "Name", "ObjectId", "AppId", "DisplayName", "ExternalDirectoryObjectId", "Sid"):
+    """The spellings of the principal Get-MailboxPermission may show in its User column. Not the display name: two
+    service principals may share one (a directory where the runbook was walked twice), and an entry of the other is
+    not ours."""
+    names = {user} if user else set()
+    for key in ("Identity", "Name", "ObjectId", "AppId", "ExternalDirectoryObjectId", "Sid"):
         value = (principal or {}).get(key)
         if isinstance(value, str) and value:
             names.add(value)
@@ -108,8 +102,21 @@ def summarise_entries(entries, names):
 
 
 # -- exo_service_principal ------------------------------------------------------------------------
-def service_principal_problems(params):
+# A GUID no Exchange object can have: a lookup by it proves the automation identity may read service principals.
+NO_OBJECT = "00000000-0000-0000-0000-000000000000"
+
+
+def same_id(left, right):
+    return bool(left) and bool(right) and str(left).strip().lower() == str(right).strip().lower()
+
+
+def service_principal_problems(params, check_mode=False):
     problems = []
+    if not params.get("app_id"):
+        if params["state"] == "absent" or not check_mode:
+            problems.append("app_id is required: the Application (client) ID of CE's app (outside check mode; a plan may omit it "
+                            "when the app does not exist yet)")
+        return problems
     if not is_guid(params.get("app_id")):
         problems.append("app_id %r is not a GUID: use the Application (client) ID of CE's app" % (params.get("app_id"),))
     if params["state"] == "present":
@@ -121,45 +128,41 @@ def service_principal_problems(params):
     return problems
 
 
-class ServicePrincipalReconciler(RecordsWrites):
+class ServicePrincipalReconciler(Reconciler):
+    """Exchange's service principal of one app. Ours is the one whose AppId is the app's, and only that one: whatever
+    else a lookup answers is another app's and is never changed."""
+
     def __init__(self, exchange, graph, params, check_mode=False):
+        super(ServicePrincipalReconciler, self).__init__(params, check_mode)
         self.exchange = exchange
         self.graph = graph
-        self.params = params
-        self.check_mode = check_mode
-        self.actions = []
-        self.warnings = []
-        self.changed = False
-        self.result = {"app_id": params["app_id"]}
-        self.label = "Exchange service principal of app %s in directory %s" % (params["app_id"], params["tenant_id"])
-
-    def step(self, doing, call):
-        try:
-            return call()
-        except ServiceError as error:
-            raise StepError("%s: %s" % (self.label, doing), error, dict(self.result, changed=self.changed, actions=self.actions))
-
-    def refuse(self, doing, message, hint):
-        raise StepError("%s: %s" % (self.label, doing), Refusal("Microsoft Graph", message, hint=hint),
-                        dict(self.result, changed=False, actions=self.actions))
+        self.result = {"app_id": params.get("app_id")}
+        self.label = "Exchange service principal of app %s in directory %s" % (params.get("app_id") or "(not created yet)", params["tenant_id"])
 
     def run(self):
         p = self.params
-        existing = self.step("reading it (Get-ServicePrincipal)", lambda: self.exchange.get_service_principal(p["app_id"]))
+        if not p.get("app_id"):
+            return self.plan_for_new_app()
+        existing = self.find_ours()
         before = describe_service_principal(existing)
         if p["state"] == "absent":
             if existing:
-                self.act("remove the Exchange service principal %s" % existing.get("ObjectId"),
+                self.act("remove the Exchange service principal %s of app %s" % (existing.get("ObjectId"), p["app_id"]),
                          lambda: self.exchange.remove_service_principal(identity_of(existing)))
             return self.finish(before, {"state": "absent"})
 
-        directory_sp = self.verify_object_id()
+        directory_sp, application = self.verify_object_id()
         wanted_name = p.get("display_name") or (existing or {}).get("DisplayName") or (directory_sp or {}).get("displayName")
         current = existing
-        if existing and (existing.get("ObjectId") or "").lower() != p["object_id"].lower():
-            # Set-ServicePrincipal changes only DisplayName: a wrong object id can only be replaced.
-            self.act("remove the Exchange service principal with the wrong object id %s (its mailbox permissions go with it)"
-                     % existing.get("ObjectId"), lambda: self.exchange.remove_service_principal(identity_of(existing)))
+        if existing and not same_id(existing.get("ObjectId"), p["object_id"]):
+            # Set-ServicePrincipal changes only DisplayName: a wrong object id can only be replaced. It is ours (its AppId is
+            # the app's), so replacing it takes nothing from another app.
+            self.act("repair the Exchange service principal of app %s: %s; remove it and register it again with the service "
+                     "principal's object id %s (Exchange cannot change the ids of a service principal; its mailbox permissions "
+                     "went with it and are granted again to %s by the mailbox task)"
+                     % (p["app_id"], wrong_object_id_reason(existing.get("ObjectId"), application), p["object_id"], p["object_id"]),
+                     lambda: self.exchange.remove_service_principal(identity_of(existing)))
+            self.result["replaced_object_id"] = existing.get("ObjectId")
             current = None
         if current is None:
             created = self.act("create the Exchange service principal (New-ServicePrincipal -AppId %s -ObjectId %s)" % (p["app_id"], p["object_id"]),
@@ -173,16 +176,39 @@ class ServicePrincipalReconciler(RecordsWrites):
                            identity=current.get("Identity"))
         return self.finish(before, describe_service_principal(current))
 
+    def plan_for_new_app(self):
+        """Check mode before CE's app exists: read what the converge will read, so that an automation identity Exchange
+        refuses fails the plan as it would fail the converge."""
+        self.step("checking the automation identity's access to Exchange Online (Get-ServicePrincipal)",
+                  lambda: self.exchange.service_principals(NO_OBJECT))
+        self.act("create the Exchange service principal of CE's app once the Azure AD part has created the app", lambda: None)
+        return self.finish({"state": "absent"}, {"state": "present", "app_id": None})
+
+    def find_ours(self):
+        """Exchange's service principal of this app, checked by AppId: a lookup may answer with other apps' objects."""
+        app_id = self.params["app_id"]
+        found = self.step("reading it (Get-ServicePrincipal -Identity %s)" % app_id, lambda: self.exchange.service_principals(app_id))
+        ours = [sp for sp in found if same_id(sp.get("AppId"), app_id)]
+        foreign = [sp for sp in found if not same_id(sp.get("AppId"), app_id)]
+        if foreign:
+            self.warnings.append("Get-ServicePrincipal -Identity %s also answered %s, of other apps: left alone"
+                                 % (app_id, ", ".join("%s (app %s)" % (sp.get("ObjectId"), sp.get("AppId")) for sp in foreign[:5])))
+        if len(ours) > 1:
+            self.refuse("Exchange holds %d service principals with AppId %s (%s): remove the extra ones by hand "
+                        "(Remove-ServicePrincipal -Identity <ObjectId>), then run again"
+                        % (len(ours), app_id, ", ".join(sp.get("ObjectId") or "?" for sp in ours)))
+        return ours[0] if ours else None
+
     def create(self, display_name, verified):
         p = self.params
         try:
             return self.exchange.new_service_principal(p["app_id"], p["object_id"], display_name, verified=verified)
         except ExchangeError as error:
             if is_existing_service_principal(error):
-                found = self.exchange.get_service_principal(p["app_id"])
-                if found and (found.get("ObjectId") or "").lower() == p["object_id"].lower():
+                found = [sp for sp in self.exchange.service_principals(p["app_id"]) if same_id(sp.get("AppId"), p["app_id"])]
+                if found and same_id(found[0].get("ObjectId"), p["object_id"]):
                     # Another run created it between our read and our write.
-                    return AlreadyDone(found)
+                    return AlreadyDone(found[0])
             if is_entra_sp_not_found(error):
                 error.hint = ("object_id must be the object id of the app's service principal (Enterprise applications > Object ID, "
                               "azuread_app's service_principal_id), not the application's object id; if the service principal was "
@@ -190,45 +216,45 @@ class ServicePrincipalReconciler(RecordsWrites):
             raise
 
     def verify_object_id(self):
-        """Refuse the application's object id before Exchange stores it; None when Graph cannot tell."""
+        """(the app's Entra service principal, its application object) from Graph; (None, None) when Graph cannot tell.
+        Refuses the application's object id (or any other) before Exchange stores it."""
         p = self.params
         if not p.get("verify_object_id", True):
-            return None
+            return None, None
         if self.graph is None:
             self.warnings.append("object_id was not checked against Microsoft Graph: no credential for it was given (client_secret, "
                                  "client_certificate_path or managed_identity), so Exchange's own checks decide; set "
                                  "verify_object_id=false to silence this")
-            return None
+            return None, None
         try:
             directory_sp = self.graph.get_service_principal(p["app_id"])
-            application = None
-            if directory_sp is None or directory_sp.get("id", "").lower() != p["object_id"].lower():
-                applications = self.graph.find_applications(app_id=p["app_id"])
-                application = applications[0] if applications else None
+            applications = self.graph.find_applications(app_id=p["app_id"])
         except ServiceError as error:
             self.warnings.append("could not check object_id against Microsoft Graph, so Exchange's own checks decide (%s)" % error.describe())
-            return None
-        if directory_sp and directory_sp.get("id", "").lower() == p["object_id"].lower():
-            return directory_sp
-        doing = "checking object_id against the directory"
-        if application and application.get("id", "").lower() == p["object_id"].lower():
-            self.refuse(doing, "object_id %s is the object id of the APPLICATION (App registrations > Object ID), not of its service principal"
-                        % p["object_id"],
+            return None, None
+        application = next((a for a in applications if same_id(a.get("appId"), p["app_id"])), None)
+        if directory_sp and same_id(directory_sp.get("appId"), p["app_id"]) and same_id(directory_sp.get("id"), p["object_id"]):
+            return directory_sp, application
+        if application and same_id(application.get("id"), p["object_id"]):
+            self.refuse("object_id %s is the object id of the APPLICATION (App registrations > Object ID), not of its service principal; "
                         "Exchange needs the service principal's object id (Enterprise applications > %s > Object ID, or azuread_app's "
                         "service_principal_id)%s; with the application's id CE's IMAP login fails with AUTHENTICATE failed"
-                        % ((directory_sp or {}).get("displayName") or "the app",
+                        % (p["object_id"], (directory_sp or {}).get("displayName") or "the app",
                            ": %s" % directory_sp["id"] if directory_sp else ""))
         if directory_sp is None:
-            self.refuse(doing, "the directory has no service principal for app %s%s" % (
-                p["app_id"], "" if application else " (and no app registration with that Application (client) ID)"),
-                "create it first (azuread_app, or Enterprise applications); if the automation identity may only see apps it owns, "
-                "set verify_object_id=false")
-        self.refuse(doing, "object_id %s is not the service principal of app %s; that one has object id %s"
-                    % (p["object_id"], p["app_id"], directory_sp["id"]), "use %s as object_id" % directory_sp["id"])
-        return None
+            self.refuse("the directory has no service principal for app %s%s: create it first (azuread_app, or Enterprise "
+                        "applications); if the automation identity may only see apps it owns, set verify_object_id=false"
+                        % (p["app_id"], "" if application else " (and no app registration with that Application (client) ID)"))
+        self.refuse("object_id %s is not the service principal of app %s; that one has object id %s: use %s as object_id"
+                    % (p["object_id"], p["app_id"], directory_sp["id"], directory_sp["id"]))
+        return None, None
 
-    def finish(self, before, after):
-        return dict(self.result, changed=self.changed, actions=self.actions, diff={"before": before, "after": after})
+
+def wrong_object_id_reason(object_id, application):
+    if application and same_id(application.get("id"), object_id):
+        return ("it was registered with the APPLICATION's object id %s (the runbook's classic mistake: New-ServicePrincipal "
+                "-ServiceId <App registrations > Object ID>), so CE's logins fail with AUTHENTICATE failed" % object_id)
+    return "it was registered with object id %s, which is not the app's service principal" % object_id
 
 
 def identity_of(service_principal):
@@ -243,10 +269,12 @@ def describe_service_principal(service_principal):
 
 
 # -- exo_mailbox_permission -----------------------------------------------------------------------
-def mailbox_permission_problems(params):
+def mailbox_permission_problems(params, check_mode=False):
     problems = []
     if not params.get("user") or not str(params["user"]).strip():
-        problems.append("user is required: the object id of the app's service principal (azuread_app's service_principal_id)")
+        if not check_mode or params["state"] == "absent":
+            problems.append("user is required: the object id of the app's service principal (azuread_app's service_principal_id); "
+                            "only a plan (check mode) may omit it, before the app exists")
     if not 1 <= params["parallelism"] <= MAX_PARALLELISM:
         problems.append("parallelism must be between 1 and %d (Exchange throttles more than that), not %s" % (MAX_PARALLELISM, params["parallelism"]))
     if not params.get("access_rights"):
@@ -255,51 +283,56 @@ def mailbox_permission_problems(params):
     return mailboxes, problems + mailbox_problems
 
 
-class MailboxPermissionReconciler:
+class MailboxPermissionReconciler(Reconciler):
     """One principal's rights on many mailboxes, a bounded number of mailboxes at a time.
 
     Every mailbox is read once (Get-MailboxPermission) and written at most once; failures are
     recorded per mailbox and the run goes on, except for failures that would hit every mailbox
-    alike (credentials, roles, an unreachable host), which stop it.
+    alike (credentials, roles, an unreachable host), which stop it. Only entries of the principal
+    itself are ever added or removed: other principals' rights on the same mailbox are not ours.
     """
 
     def __init__(self, exchange, params, mailboxes, check_mode=False):
+        super(MailboxPermissionReconciler, self).__init__(params, check_mode)
         self.exchange = exchange
-        self.params = params
         self.mailboxes = mailboxes
-        self.check_mode = check_mode
         self.wanted = canonical_rights(params["access_rights"])
-        self.warnings = []
         self.directory = params["tenant_id"]
-        self.label = "principal %s in directory %s" % (params["user"], self.directory)
+        self.user = (params.get("user") or "").strip()
+        self.label = "principal %s in directory %s" % (self.user or "(CE's app, not created yet)", self.directory)
         self._stop = threading.Event()
         self._fatal = []
 
     def resolve_principal(self):
-        user = self.params["user"].strip()
-        try:
-            principal = self.exchange.get_service_principal(user)
-        except ExchangeError as error:
-            raise StepError("%s: looking up the principal (Get-ServicePrincipal)" % self.label, error, {"changed": False})
-        if principal is None:
-            message = ("%s is not registered as a service principal in Exchange Online of directory %s" % (user, self.directory))
-            hint = ("register it first with exo_service_principal (New-ServicePrincipal) using the service principal's object id; "
-                    "the application's object id is not the same thing")
-            if not self.check_mode:
-                raise StepError("%s: looking up the principal" % self.label, Refusal("Exchange Online", message, hint=hint),
-                                {"changed": False})
-            # In check mode the service principal may just not be created yet by the task before.
-            self.warnings.append("%s (check mode goes on, assuming it will be)" % message)
-        return principal or {}
+        """Exchange's service principal whose ObjectId (or AppId) is ``user``, and nothing else a lookup may answer."""
+        if not self.user:
+            # A plan before CE's app exists: the mailboxes are read as the converge will read them.
+            return {}
+        found = self.step("looking up the principal (Get-ServicePrincipal -Identity %s)" % self.user,
+                          lambda: self.exchange.service_principals(self.user))
+        matching = [sp for sp in found if same_id(sp.get("ObjectId"), self.user) or same_id(sp.get("AppId"), self.user)]
+        if len(found) > len(matching):
+            self.warnings.append("Get-ServicePrincipal -Identity %s also answered %d service principal(s) of other apps; they were "
+                                 "left alone" % (self.user, len(found) - len(matching)))
+        if matching:
+            return matching[0]
+        message = ("Exchange Online of directory %s has no service principal with object id %s: register it first with "
+                   "exo_service_principal (New-ServicePrincipal) using the service principal's object id (the application's "
+                   "object id is not the same thing); no right was given to anyone else" % (self.directory, self.user))
+        if not self.check_mode:
+            self.refuse(message)
+        # In check mode the service principal may just not be created yet by the task before.
+        self.warnings.append("%s (check mode goes on, assuming it will be)" % message)
+        return {}
 
     def run(self):
         principal = self.resolve_principal()
-        names = principal_names(principal, self.params["user"].strip())
-        grantee = principal.get("ObjectId") or self.params["user"].strip()
+        names = principal_names(principal, self.user)
+        grantee = principal.get("ObjectId") or self.user
         workers = min(self.params["parallelism"], len(self.mailboxes), self.exchange.max_parallelism)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             records = list(pool.map(lambda m: self.converge(m, names, grantee), self.mailboxes))
-        return self.finish(principal, grantee, records)
+        return self.finish_mailboxes(principal, grantee, records)
 
     def converge(self, mailbox, names, grantee):
         record = {"mailbox": mailbox, "result": "unchanged", "access_rights": [], "added_rights": [], "removed_rights": [],
@@ -368,7 +401,7 @@ class MailboxPermissionReconciler:
         text = "%s on %s failed: %s" % (doing, mailbox, error.describe())
         return text
 
-    def finish(self, principal, grantee, records):
+    def finish_mailboxes(self, principal, grantee, records):
         failed = [r for r in records if r["result"] == "failed"]
         before = dict((r["mailbox"], r.pop("before")) for r in records if "before" in r)
         after = dict((r["mailbox"], r["access_rights"]) for r in records if r["mailbox"] in before)
@@ -390,10 +423,9 @@ class MailboxPermissionReconciler:
         if failed and self.params["fail_on_mailbox_error"]:
             reasons = "; ".join(r["message"] + (" (request id %s)" % r["request_id"] if r["request_id"] else "") for r in failed[:5])
             more = " (and %d more, see mailboxes)" % (len(failed) - 5) if len(failed) > 5 else ""
-            hint = ("fix those mailboxes (or remove them from the list) and run again; "
-                    "fail_on_mailbox_error=false reports them without failing the task")
-            raise StepError("%s: %d of %d mailboxes failed (the others were processed)" % (self.label, len(failed), len(records)),
-                            Refusal("Exchange Online", reasons + more, hint=hint), result)
+            raise TaskError("%s: %d of %d mailboxes failed (the others were processed): %s%s; fix those mailboxes (or remove them from "
+                            "the list) and run again; fail_on_mailbox_error=false reports them without failing the task"
+                            % (self.label, len(failed), len(records), reasons, more), result)
         for record in failed:
             self.warnings.append("%s: %s" % (record["mailbox"], record["message"]))
         return result

@@ -23,7 +23,8 @@ HINTS = {
     "Authorization_RequestDenied": ("the automation identity lacks a Graph application permission: it needs Application.ReadWrite.All "
                                     "(or Application.ReadWrite.OwnedBy) and AppRoleAssignment.ReadWrite.All, with admin consent"),
     "InvalidAuthenticationToken": "the token was refused: check tenant_id, cloud and graph_endpoint belong together",
-    "CredentialInvalidLifetimeAsPerAppPolicy": "a tenant app management policy caps secret lifetimes: lower app_secret.lifetime_days",
+    "CredentialInvalidLifetimeAsPerAppPolicy": ("a tenant app management policy caps secret lifetimes: lower app_secrets[].lifetime_days "
+                                                "(the role variable azuread_app_registration_secret_lifetime_days)"),
 }
 
 
@@ -173,6 +174,11 @@ class GraphClient:
 
     def remove_password(self, object_id, key_id):
         self._call("POST", "applications/%s/removePassword" % object_id, json={"keyId": key_id})
+
+    # -- policies ---------------------------------------------------------------------------------
+    def default_app_management_policy(self):
+        """The tenant's default app management policy (secret lifetime limits), or None when there is none to read."""
+        return self.get_or_none("policies/defaultAppManagementPolicy")
 
     # -- service principals ---------------------------------------------------------------------
     def get_service_principal(self, app_id):

@@ -2,17 +2,15 @@
 # Copyright: (c) 2026, CE Ops automation team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Base for the modules that talk to Microsoft: the shared auth options, clients, one failure path."""
+"""The Microsoft family of modules: the shared auth options, the clients (Graph, Exchange Online), the credential factory."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import traceback
+from ansible.module_utils.basic import env_fallback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
-
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ceops_module import CeopsModule
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import CLOUDS, MicrosoftAuth, default_cache_dir
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import GraphClient
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import client_from_params
@@ -46,21 +44,36 @@ def normalise_authority_host(value):
     return value
 
 
-class MicrosoftModule(AnsibleModule):
+def auth_from_params(params, **overrides):
+    """The MicrosoftAuth of a module's options (microsoft_argument_spec); ``overrides`` replace single values (the login
+    proof asks for a token in the directory and at the authority CE's settings name)."""
+    values = dict(
+        tenant_id=params["tenant_id"], client_id=params.get("client_id"), client_secret=params.get("client_secret"),
+        client_certificate_path=params.get("client_certificate_path"), client_certificate_password=params.get("client_certificate_password"),
+        managed_identity=params.get("managed_identity", False), cloud=params.get("cloud") or "public",
+        authority_host=normalise_authority_host(params.get("authority_host")), graph_endpoint=params.get("graph_endpoint"),
+        exchange_endpoint=params.get("exchange_endpoint"), ca_path=params.get("ca_path"),
+        validate_certs=params.get("validate_certs", True), timeout=params.get("timeout") or 30,
+        token_cache_dir=params.get("token_cache_dir") or default_cache_dir())
+    values.update(overrides)
+    return MicrosoftAuth(**values)
+
+
+class MicrosoftModule(CeopsModule):
     def __init__(self, argument_spec, **kwargs):
         spec = microsoft_argument_spec()
         spec.update(argument_spec)
-        super(MicrosoftModule, self).__init__(argument_spec=spec, **kwargs)
+        super(MicrosoftModule, self).__init__(spec, **kwargs)
         if not self.params["validate_certs"]:
             self.warn("validate_certs is false: TLS certificates of Microsoft endpoints are not verified, "
                       "so a man in the middle could read the credentials and tokens")
         self._warn_weak_winrm(self.params.get("winrm"))
         if not self.params["tenant_id"]:
             self.fail_json(msg="tenant_id is required (or set AZURE_TENANT_ID): the Directory (tenant) ID to work in")
+        self.where = "directory %s" % self.params["tenant_id"]
         self._auth = None
         self._graph = None
         self._exchange = None
-
     def _warn_weak_winrm(self, winrm):
         # The WinRM options carry the management host's password; say so when the channel does not protect it.
         if self.params.get("transport") != "winrm" or not winrm:
@@ -76,17 +89,10 @@ class MicrosoftModule(AnsibleModule):
     @property
     def auth(self):
         if self._auth is None:
-            p = self.params
-            self._auth = MicrosoftAuth(
-                tenant_id=p["tenant_id"], client_id=p["client_id"], client_secret=p["client_secret"],
-                client_certificate_path=p["client_certificate_path"], client_certificate_password=p["client_certificate_password"],
-                managed_identity=p["managed_identity"], cloud=p["cloud"], authority_host=normalise_authority_host(p["authority_host"]),
-                graph_endpoint=p["graph_endpoint"], exchange_endpoint=p["exchange_endpoint"], ca_path=p["ca_path"],
-                validate_certs=p["validate_certs"], timeout=p["timeout"],
-                token_cache_dir=p["token_cache_dir"] or default_cache_dir())
+            self._auth = auth_from_params(self.params)
             problems = self._auth.validate()
             if problems:
-                self.fail_json(msg="Microsoft credentials for directory %s: %s" % (p["tenant_id"], "; ".join(problems)))
+                self.fail_json(msg="Microsoft credentials for %s: %s" % (self.where, "; ".join(problems)))
         return self._auth
 
     @property
@@ -105,58 +111,3 @@ class MicrosoftModule(AnsibleModule):
             except ValueError as exc:
                 self.fail_json(msg="Exchange Online options for directory %s: %s" % (self.params["tenant_id"], exc))
         return self._exchange
-
-    def fail_service(self, error, doing, **result):
-        """Fail with what we were doing, the service's own words, its request id and the fix."""
-        self.fail_json(msg="%s: %s" % (doing, error.describe()), status=error.status, error_code=error.code,
-                       request_id=error.request_id, **result)
-
-    def run(self, work):
-        """Call ``work()`` -> result dict and exit; any ServiceError becomes one clear failure."""
-        try:
-            result = work()
-        except StepError as error:
-            self.fail_service(error.cause, error.doing, **error.partial)
-        except ServiceError as error:
-            self.fail_service(error, "directory %s" % self.params["tenant_id"])
-        except Exception as error:  # pylint: disable=broad-except
-            # A bug must still end as one task failure with the trace in -vvv, not a module crash.
-            self.fail_json(msg="unexpected error: %s" % error, exception=traceback.format_exc())
-        self.exit_json(**result)
-
-
-class AlreadyDone:
-    """What a write returns when the service says another run has just done it (an AWX slice, a second job): not a
-    change of ours."""
-
-    def __init__(self, value=None):
-        self.value = value
-
-
-class RecordsWrites:
-    """For the Microsoft reconcilers (mixin): ``act()`` records a write always and sends it only outside check mode; a
-    write another run did first (``AlreadyDone``) is recorded as such and is no change of ours. The reconciler has
-    ``actions``, ``changed``, ``check_mode`` and ``step(description, call)``."""
-
-    def act(self, description, call):
-        self.actions.append(description)
-        changed_before, self.changed = self.changed, True
-        if self.check_mode:
-            return None
-        outcome = self.step(description, call)
-        if isinstance(outcome, AlreadyDone):
-            # Another run (an AWX slice, a second job) did it between our read and our write.
-            self.actions[-1] = "%s: already done by another run" % description
-            self.changed = changed_before
-            return outcome.value
-        return outcome
-
-
-class StepError(Exception):
-    """A ServiceError with the step that failed and what was done before it."""
-
-    def __init__(self, doing, cause, partial=None):
-        super(StepError, self).__init__(doing)
-        self.doing = doing
-        self.cause = cause
-        self.partial = partial or {}

@@ -13,9 +13,17 @@ short_description: Register the app CE uses to read Exchange Online mailboxes, w
 version_added: 0.1.0
 description:
   - Does the Azure AD part of the CE "Exchange Online mailboxes with OAuth" runbook, idempotently.
-  - Finds or creates the app registration (by O(unique_name), O(app_id) or O(display_name)), makes sure it has a service principal
-    (the "Managed application in local directory"), requests the Office 365 Exchange Online application permissions in
-    O(exchange_permissions), grants admin consent for exactly those, and keeps a named client secret valid.
+  - Finds or creates the app registration, makes sure it has a service principal (the "Managed application in local directory"),
+    requests the Office 365 Exchange Online application permissions in O(exchange_permissions), grants admin consent for exactly
+    those, and keeps named client secrets valid.
+  - "Which app is CE's": the one with O(app_id) when given; else the one with O(unique_name); else, when exactly one app of
+    O(display_name) without a unique name exists (the runbook's "CE Email", made by hand), that one is adopted and marked with
+    O(unique_name) so later runs find it exactly; several such apps stop the task with each one's app id and creation date
+    (pick one with O(app_id)). An app is created only when none matches.
+  - Of an existing (or adopted) app, only what this collection manages is changed: the Exchange Online permissions
+    IMAP.AccessAsApp, POP.AccessAsApp and SMTP.SendAsApp and their consent, and the client secrets named in the options.
+    Permissions of other APIs, other Exchange Online permissions and their consent, and secrets of other names are left as
+    they are.
   - Returns what the Exchange Online and CE administrators need next, among them RV(service_principal_id), the object id
     that C(New-ServicePrincipal) and C(Add-MailboxPermission) need (not the application's own object id).
   - Talks to Microsoft Graph v1.0 with an automation identity of that directory.
@@ -47,8 +55,10 @@ options:
     type: str
   app_id:
     description:
-      - Application (client) ID of an existing app to manage, instead of finding it by name. A GUID; anything else is refused
-        before any request.
+      - Application (client) ID of an existing app to manage, instead of finding it by name: the operator's pick when several apps
+        share the display name. A GUID; anything else is refused before any request. With O(state=present) the app must exist
+        (a missing one is not created under another id). With O(unique_name) set and the picked app having none, the app is
+        marked with it.
     type: str
   state:
     description:
@@ -59,8 +69,9 @@ options:
     default: present
   exchange_permissions:
     description:
-      - The Office 365 Exchange Online application permissions the app must have, exactly. Permissions of that API which
-        are not listed are removed from the request and from the consent; permissions of other APIs are left alone.
+      - The Office 365 Exchange Online application permissions the app must have, exactly, among the three this module manages.
+        Of those three, the ones not listed (nor retained) are removed from the request and from the consent. Other permissions
+        of Exchange Online (for example one an adopted app was given for another purpose) and of other APIs are left alone.
       - V(SMTP.SendAsApp) is needed for sending with OAuth (CE 7.6 and later).
     type: list
     elements: str
@@ -98,7 +109,10 @@ options:
         type: str
         default: CE mailbox access
       lifetime_days:
-        description: Lifetime of a new secret. Tenant policies may allow less; the task then fails with Graph's message.
+        description:
+          - Lifetime of a new secret. A tenant app management policy may allow less: when the automation identity may read it
+            (Policy.Read.ApplicationConfiguration) the new secret is capped at its limit, with a warning; when Graph refuses the
+            lifetime and names the limit, the secret is made once more with that limit; otherwise the task fails saying so.
         type: int
         default: 365
       renew_before_days:
@@ -121,6 +135,12 @@ options:
         elements: str
         default: []
         version_added: 0.2.0
+      report_only:
+        description:
+          - Only read this name's secrets and say in RV(app_secrets.due) whether a new one is due; create and remove nothing.
+        type: bool
+        default: false
+        version_added: 0.3.0
   app_secrets:
     description:
       - Several client secrets of the app, each managed by its name as O(app_secret) manages one, in one invocation; for
@@ -163,6 +183,13 @@ options:
         elements: str
         default: []
         version_added: 0.2.0
+      report_only:
+        description:
+          - Only read this name's secrets and say in RV(app_secrets.due) whether a new one is due; create and remove nothing. For a
+            run that decides later which CE tenants get a new secret (the azuread_app_registration role does).
+        type: bool
+        default: false
+        version_added: 0.3.0
 notes:
   - The new secret's value is returned only by the run that created it, in RV(client_secret) (or RV(app_secrets.client_secret)).
     Register the result on a task with C(no_log=true) and hand the value on in memory, as the C(azuread_app_registration) role does.
@@ -249,6 +276,24 @@ display_name:
   description: Display name of the app.
   returned: when the app exists
   type: str
+found_by:
+  description:
+    - How the app was found - V(app_id), V(unique_name), V(adopted) (the one hand-made app of O(display_name), now marked with
+      O(unique_name)), V(display_name) (found by name alone, without O(unique_name)) - or null when it was created.
+  returned: when O(state=present)
+  type: str
+  version_added: 0.3.0
+adopted:
+  description: Whether this run adopted an app made by hand (set its unique name).
+  returned: when O(state=present) and the app existed
+  type: bool
+  version_added: 0.3.0
+candidates:
+  description: When several apps share O(display_name) and none is CE's, each one's C(display_name), C(app_id) and C(created) date.
+  returned: on that failure
+  type: list
+  elements: dict
+  version_added: 0.3.0
 exchange_permissions:
   description: Exchange Online application permissions requested by the app (O(exchange_permissions) and those retained).
   returned: when O(state=present)
@@ -296,6 +341,10 @@ app_secrets:
     created:
       description: Whether this run created a new secret of that name (or would, in check mode).
       type: bool
+    due:
+      description: Why a new secret of that name is due (none exists, the newest expires soon, a rotation was asked for), or null.
+      type: str
+      version_added: 0.3.0
     client_secret:
       description: The value of the secret this run created. Shown only here, once.
       type: str
@@ -354,6 +403,7 @@ def secret_suboptions():
         rotate=dict(type="bool", default=False),
         retire_previous=dict(type="bool", default=False),
         remove_key_ids=dict(type="list", elements="str", default=[], no_log=False),
+        report_only=dict(type="bool", default=False),
     )
 
 
@@ -392,7 +442,7 @@ def main():
     if problem:
         module.fail_json(msg=problem)
     reconciler = AppReconciler(module.graph, module.auth, module.params, check_mode=module.check_mode)
-    module.run(reconciler.run)
+    module.run(reconciler.run, warnings=lambda: reconciler.warnings)
 
 
 if __name__ == "__main__":

@@ -42,13 +42,23 @@ options:
   name:
     description:
       - Name of the email connection, unique within the CE tenant, for example C(Exchange Online).
+      - When the tenant has no connection of that name but exactly one on the gateway (the runbook's "email connection associated
+        with the Exchange Online email gateway", made by hand under a name of its own), that one is adopted and keeps its name;
+        several stop the task with each one's name (set this option to the one to use).
     type: str
     required: true
   gateway:
     description:
-      - Name of the deployment's email gateway the connection uses (see M(ceops.exchange_oauth.ce_email_gateway)).
+      - Name of the deployment's email gateway the connection uses (see M(ceops.exchange_oauth.ce_email_gateway)). When no gateway
+        has that name, the one gateway whose inbound host is O(gateway_inbound_host) is used (made by hand under another name).
       - Required when O(state=present).
     type: str
+  gateway_inbound_host:
+    description:
+      - The inbound (IMAP) host by which a gateway made by hand under another name than O(gateway) is recognised.
+    type: str
+    default: outlook.office365.com
+    version_added: 0.3.0
   oauth_settings:
     description:
       - Name of the tenant's OAuth settings the connection uses (see M(ceops.exchange_oauth.ce_oauth_settings)).
@@ -150,6 +160,7 @@ def argument_spec():
         ce_tenant=dict(type="str", required=True),
         name=dict(type="str", required=True),
         gateway=dict(type="str"),
+        gateway_inbound_host=dict(type="str", default="outlook.office365.com"),
         oauth_settings=dict(type="str"),
         use_oauth_receive=dict(type="bool", default=True),
         use_oauth_send=dict(type="bool", default=False),

@@ -33,8 +33,18 @@ options:
   name:
     description:
       - Name of the gateway, unique within the deployment, for example C(Exchange Online).
+      - When no gateway has that name but exactly one reads mail from O(inbound.host) (the runbook's Exchange Online gateway, made
+        by hand under a name of its own), that one is adopted: it keeps its name and gets the endpoints given here. Several stop
+        the task with each one's name (set this option to the one to use). Only a gateway of this name is ever deleted.
     type: str
     required: true
+  require_oauth:
+    description:
+      - Fail when the Portal's CE release cannot use OAuth at all (before CE 7.4 CU4), so that nothing is prepared for OAuth on a
+        deployment that must be upgraded first.
+    type: bool
+    default: false
+    version_added: 0.3.0
   description:
     description:
       - Description shown in the Portal. When not set, the gateway's current description is kept.
@@ -176,6 +186,7 @@ def argument_spec():
             security=dict(type="str", choices=list(ENDPOINT_SECURITY), default=outbound["security"]),
         )),
         state=dict(type="str", choices=["present", "absent"], default="present"),
+        require_oauth=dict(type="bool", default=False),
     )
 
 

@@ -45,7 +45,8 @@ options:
   client_id:
     description:
       - Application (client) ID of CE's app registration (RV(ceops.exchange_oauth.azuread_app#module:app_id)).
-      - Required when O(state=present).
+      - Required when O(state=present), except in check mode before the app exists (a plan): the Portal's version and the
+        settings are then read as the converge reads them, and the plan shows the settings it would write.
     type: str
   client_secret:
     description:
@@ -58,9 +59,21 @@ options:
       - V(on_create) sends O(client_secret) only when the settings are created, or when the Portal reports that they hold no secret.
         A re-run with the same secret then changes nothing.
       - V(always) sends it on every run, which then always reports a change. Use it for one run after rotating the secret.
+      - V(when_not_held) sends it unless the settings provably hold the app's current secret: they name O(client_id), hold a
+        secret, and got it at or after O(client_secret_start). Settings made by hand, by another tool or for another app get
+        the secret (with the new client id, in one write); settings that got it once are not written again. When the secret is
+        needed and O(client_secret) is not given, nothing is written (never a client id without its secret) and
+        RV(client_secret_needed) says why; in check mode the plan shows the write.
     type: str
-    choices: [on_create, always]
+    choices: [on_create, always, when_not_held]
     default: on_create
+  client_secret_start:
+    description:
+      - For O(update_secret=when_not_held), when the app's current secret for this CE tenant was made (RFC 3339; Graph's
+        C(startDateTime) of the newest secret of its name, RV(ceops.exchange_oauth.azuread_app#module:app_secrets.start_date_time)).
+        Unknown (omitted): the settings are taken not to hold it.
+    type: str
+    version_added: 0.3.0
   scopes:
     description:
       - Scopes CE requests tokens for.
@@ -174,6 +187,30 @@ client_secret_updated:
   description: Whether this run sent the client secret (or would, in check mode).
   returned: when O(state=present)
   type: bool
+client_secret_held:
+  description:
+    - With O(update_secret=when_not_held), whether the settings hold the app's current secret after this task (or would, in
+      check mode): this task sent it, or they got it at or after O(client_secret_start).
+  returned: with O(update_secret=when_not_held)
+  type: bool
+  version_added: 0.3.0
+client_secret_needed:
+  description: With O(update_secret=when_not_held), true when the settings need a secret and O(client_secret) was not given.
+  returned: in that case
+  type: bool
+  version_added: 0.3.0
+client_secret_needed_reason:
+  description: Why the settings need a secret (they do not exist, hold none, name another app, or got theirs before the current one was made).
+  returned: when RV(client_secret_needed) is returned
+  type: str
+  version_added: 0.3.0
+client_secret_superseded:
+  description:
+    - True when O(client_secret) was given but the settings got a secret after it was made, from someone else (another run):
+      the given secret is not the one CE holds; it was not sent.
+  returned: in that case
+  type: bool
+  version_added: 0.3.0
 client_secret_required:
   description:
     - True when the task failed only because the OAuth settings must be created and no O(client_secret) was given
@@ -206,7 +243,8 @@ def argument_spec():
         name=dict(type="str", required=True),
         client_id=dict(type="str"),
         client_secret=dict(type="str", no_log=True),
-        update_secret=dict(type="str", choices=["on_create", "always"], default="on_create", no_log=False),
+        update_secret=dict(type="str", choices=["on_create", "always", "when_not_held"], default="on_create", no_log=False),
+        client_secret_start=dict(type="str", no_log=False),
         scopes=dict(type="list", elements="str"),
         token_endpoint_url=dict(type="str", no_log=False),
         tenant_id=dict(type="str"),
@@ -218,10 +256,11 @@ def argument_spec():
 
 def main():
     module = CeModule(argument_spec(), supports_check_mode=True,
-                      required_if=[("state", "present", ("client_id",)),
-                                   ("state", "present", ("tenant_id", "token_endpoint_url"), True),
+                      required_if=[("state", "present", ("tenant_id", "token_endpoint_url"), True),
                                    ("update_secret", "always", ("client_secret",))],
                       mutually_exclusive=[("tenant_id", "token_endpoint_url")])
+    if module.params["state"] == "present" and not module.params["client_id"] and not module.check_mode:
+        module.fail_json(msg="client_id is required with state=present: the Application (client) ID of CE's app registration")
     reconciler = OAuthSettingsReconciler(module.portal, module.params, check_mode=module.check_mode, warn=module.warn)
     if module.params["scopes"] and module.params["state"] == "present":
         # CE sends its scopes in one client-credentials request, which Entra refuses unless it is one <resource>/.default:

@@ -37,12 +37,14 @@ attributes:
 options:
   user:
     description:
-      - The principal that gets the rights, as registered in Exchange by M(ceops.exchange_oauth.exo_service_principal), normally the
-        object id of CE's service principal (azuread_app's RV(ceops.exchange_oauth.azuread_app#module:service_principal_id)). Its
-        Application (client) ID or Exchange name are accepted too.
+      - The principal that gets the rights, as registered in Exchange by M(ceops.exchange_oauth.exo_service_principal): the
+        object id of CE's service principal (azuread_app's RV(ceops.exchange_oauth.azuread_app#module:service_principal_id)), or
+        its Application (client) ID. Only the Exchange service principal whose C(ObjectId) or C(AppId) is exactly this value gets or
+        loses rights; when Exchange has none, the task fails and nothing is granted to anyone.
       - It must already be registered in Exchange, except in check mode, where a missing registration is only warned about.
+      - Required, except in check mode before CE's app exists (a plan): the mailboxes are then read as the converge will read
+        them, so a mailbox that does not exist or an automation identity Exchange refuses shows in the plan.
     type: str
-    required: true
   mailboxes:
     description:
       - Email addresses of the mailboxes CE reads. Duplicates (in any letter case) count once.
@@ -145,7 +147,7 @@ from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_mod
 
 def argument_spec():
     spec = dict(
-        user=dict(type="str", required=True),
+        user=dict(type="str"),
         mailboxes=dict(type="list", elements="str", required=True),
         access_rights=dict(type="list", elements="str", choices=list(ACCESS_RIGHTS), default=["FullAccess"]),
         state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -160,22 +162,13 @@ def argument_spec():
 
 def main():
     module = MicrosoftModule(argument_spec(), supports_check_mode=True, required_if=[("transport", "winrm", ("winrm",))])
-    mailboxes, problems = mailbox_permission_problems(module.params)
+    mailboxes, problems = mailbox_permission_problems(module.params, module.check_mode)
     if problems:
         p = module.params
         module.fail_json(msg="mailbox permissions of %s in directory %s: %s" % (p["user"], p["tenant_id"], "; ".join(problems)))
     exchange = module.exchange(pool_size=module.params["parallelism"])
     reconciler = MailboxPermissionReconciler(exchange, module.params, mailboxes, check_mode=module.check_mode)
-
-    def work():
-        try:
-            return reconciler.run()
-        finally:
-            # Also when it fails: a skipped check or an Exchange warning may be the explanation.
-            for warning in reconciler.warnings + exchange.warnings:
-                module.warn(warning)
-
-    module.run(work)
+    module.run(reconciler.run, warnings=lambda: reconciler.warnings + exchange.warnings)
 
 
 if __name__ == "__main__":

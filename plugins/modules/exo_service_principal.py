@@ -14,9 +14,12 @@ version_added: 0.1.0
 description:
   - Does the runbook's C(New-ServicePrincipal) step idempotently. Exchange Online only lets an app act on mailboxes
     (C(Add-MailboxPermission -User)) after its Entra service principal is registered in Exchange.
-  - Finds Exchange's service principal by O(app_id). Creates it when missing, renames it when O(display_name) differs
-    (C(Set-ServicePrincipal)), and replaces it (remove, then create) when it carries another object id, because Exchange cannot
-    change the ids of a service principal. Replacing drops its mailbox permissions; run M(ceops.exchange_oauth.exo_mailbox_permission) after it.
+  - Finds Exchange's service principal by O(app_id), and takes as the app's only the one whose C(AppId) is O(app_id): whatever
+    else a lookup answers belongs to other apps and is never changed or removed. Creates it when missing, renames it when
+    O(display_name) differs (C(Set-ServicePrincipal)), and repairs it (remove, then create) when it carries another object id,
+    for example the application's object id (the runbook's classic mistake), because Exchange cannot change the ids of a service
+    principal. Repairing drops its mailbox permissions; run M(ceops.exchange_oauth.exo_mailbox_permission) after it (the
+    C(exchange_online_access) role does) and RV(replaced_object_id) says it happened.
   - O(object_id) must be the object id of the app's SERVICE PRINCIPAL (Enterprise applications), not of the application object
     (App registrations). With O(verify_object_id) the module checks that against Microsoft Graph first and refuses the
     application's object id with an explanation. When Graph cannot be asked (no credential for it, 401/403, unreachable) the check
@@ -36,9 +39,11 @@ attributes:
     support: full
 options:
   app_id:
-    description: Application (client) ID of CE's app (azuread_app's RV(ceops.exchange_oauth.azuread_app#module:app_id)).
+    description:
+      - Application (client) ID of CE's app (azuread_app's RV(ceops.exchange_oauth.azuread_app#module:app_id)).
+      - Required, except in check mode before the app exists (a plan): then the module only checks that the automation identity
+        may read Exchange's service principals, as the converge will, and reports the registration it would make.
     type: str
-    required: true
   object_id:
     description:
       - Object ID of the app's service principal (azuread_app's RV(ceops.exchange_oauth.azuread_app#module:service_principal_id)).
@@ -50,7 +55,9 @@ options:
         can be read) and an existing one keeps its name.
     type: str
   state:
-    description: V(present) registers it; V(absent) removes it (and with it every mailbox permission it holds).
+    description:
+      - V(present) registers it; V(absent) removes it (and with it every mailbox permission it holds). Only a service principal whose
+        C(AppId) is O(app_id) is ever removed.
     type: str
     choices: [present, absent]
     default: present
@@ -111,6 +118,11 @@ identity:
   description: Exchange's identity of the service principal. Null in check mode before creation.
   returned: when O(state=present)
   type: str
+replaced_object_id:
+  description: The object id the app's Exchange service principal had before this run repaired it (or would, in check mode).
+  returned: when it was registered with another object id
+  type: str
+  version_added: 0.3.0
 actions:
   description: What was done, or would be done in check mode, in order.
   returned: always
@@ -125,7 +137,7 @@ from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_mod
 
 def argument_spec():
     spec = dict(
-        app_id=dict(type="str", required=True),
+        app_id=dict(type="str"),
         object_id=dict(type="str"),
         display_name=dict(type="str"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -137,21 +149,13 @@ def argument_spec():
 
 def main():
     module = MicrosoftModule(argument_spec(), supports_check_mode=True, required_if=[("transport", "winrm", ("winrm",))])
-    problems = service_principal_problems(module.params)
+    problems = service_principal_problems(module.params, module.check_mode)
     if problems:
         module.fail_json(msg="Exchange service principal in directory %s: %s" % (module.params["tenant_id"], "; ".join(problems)))
     graph = module.graph if has_graph_credentials(module.params) and module.params["verify_object_id"] else None
-    reconciler = ServicePrincipalReconciler(module.exchange(), graph, module.params, check_mode=module.check_mode)
-
-    def work():
-        try:
-            return reconciler.run()
-        finally:
-            # Also when it fails: a skipped check or an Exchange warning may be the explanation.
-            for warning in reconciler.warnings + module.exchange().warnings:
-                module.warn(warning)
-
-    module.run(work)
+    exchange = module.exchange()
+    reconciler = ServicePrincipalReconciler(exchange, graph, module.params, check_mode=module.check_mode)
+    module.run(reconciler.run, warnings=lambda: reconciler.warnings + exchange.warnings)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ __metaclass__ = type
 
 import datetime
 
+import re
+
 import pytest
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import EXCHANGE_APP_ID, GraphClient
@@ -116,7 +118,7 @@ def test_drift_in_permissions_and_consent_is_shown_then_repaired(fresh_lab, run_
     assert drift["changed"] is True and graph_totals(fresh_lab)["writes"] == 0
     assert drift["diff"]["before"]["exchange_permissions"] == ["IMAP.AccessAsApp"]
     assert drift["diff"]["after"]["exchange_permissions"] == ["IMAP.AccessAsApp", "POP.AccessAsApp"]
-    assert sorted(drift["actions"]) == ["grant admin consent for IMAP.AccessAsApp", "update requiredResourceAccess of the app registration"]
+    assert sorted(drift["actions"]) == ["grant admin consent for IMAP.AccessAsApp", "update requested Exchange permissions of the app registration"]
 
     repaired = run_module("azuread_app", app_args(fresh_lab))
     assert repaired["changed"] is True
@@ -215,8 +217,10 @@ def test_ambiguous_display_name_fails_and_lists_the_candidates(fresh_lab, run_mo
     second = graph.create_application({"displayName": "CE Email"})
     result = run_module("azuread_app", app_args(fresh_lab, unique_name=None))
     assert result["failed"] is True
-    assert "2 apps are named 'CE Email'" in result["msg"] and first["appId"] in result["msg"] and second["appId"] in result["msg"]
-    assert "app_id" in result["msg"]
+    assert "2 app registrations are named 'CE Email'" in result["msg"] and first["appId"] in result["msg"] and second["appId"] in result["msg"]
+    assert "ms_apps['%s'].app_id" % fresh_lab.vars["lab_directories"]["contoso"]["tenant_id"] in result["msg"]
+    assert [c["app_id"] for c in result["candidates"]] == [first["appId"], second["appId"]]
+    assert all(re.match(r"^\d{4}-\d\d-\d\d$", c["created"]) for c in result["candidates"])
 
 
 @pytest.mark.parametrize("overrides,expected", [
@@ -248,8 +252,9 @@ def test_missing_graph_permission_fails_clearly(fresh_lab, run_module, app_args)
     fresh_lab.revoke_app_roles(tenant, "AppRoleAssignment.ReadWrite.All")
     result = run_module("azuread_app", app_args(fresh_lab))
     assert result["failed"] is True
-    assert "Authorization_RequestDenied" in result["msg"] and "AppRoleAssignment.ReadWrite.All" in result["msg"]
-    assert "grant admin consent" in result["msg"] and result["request_id"]
+    # Refused from the token's roles before the consent write is sent, naming the permission and what to do.
+    assert "may not grant or revoke admin consent" in result["msg"] and "AppRoleAssignment.ReadWrite.All" in result["msg"]
+    assert "with admin consent" in result["msg"] and result["app_id"] and result["service_principal_id"]
     # A re-run with the permission back finishes what was started.
     fresh_lab.grant_app_roles(tenant, "AppRoleAssignment.ReadWrite.All")
     assert run_module("azuread_app", app_args(fresh_lab))["consented_permissions"] == ["IMAP.AccessAsApp", "POP.AccessAsApp"]

@@ -86,7 +86,7 @@ def test_too_old_ce_refuses_oauth(fresh_lab, run_module):
 
 
 @pytest.mark.parametrize("overrides,expected", [
-    ({"gateway": "Exchange"}, "found no email gateway named 'Exchange' on this deployment: create it with ce_email_gateway"),
+    ({"gateway": "Exchange", "gateway_inbound_host": "imap.elsewhere.example"}, "found no email gateway named 'Exchange' on this deployment: create it with ce_email_gateway"),
     ({"oauth_settings": "EXO OAuth"}, "found no OAuth settings named 'EXO OAuth' in this tenant: create them with ce_oauth_settings"),
 ])
 def test_unknown_gateway_or_settings_name(fresh_lab, run_module, overrides, expected):

@@ -143,7 +143,7 @@ def test_without_graph_exchange_itself_refuses_the_application_object_id(fresh_l
 def test_a_service_principal_with_the_wrong_object_id_is_replaced(fresh_lab, ce_app, run_module, exo_args, transport):
     fresh_lab.exchange_register_service_principal("contoso", ce_app["app_id"], ce_app["object_id"], "CE Email")
     result = run_module("exo_service_principal", exo_args(app_id=ce_app["app_id"], object_id=ce_app["service_principal_id"]))
-    assert result["changed"] is True and "wrong object id" in result["actions"][0]
+    assert result["changed"] is True and "registered with the APPLICATION's object id" in result["actions"][0]
     assert result["diff"]["before"]["object_id"] == ce_app["object_id"] and result["diff"]["after"]["object_id"] == ce_app["service_principal_id"]
     assert cmdlets(fresh_lab, transport).get("Remove-ServicePrincipal") == 1 and cmdlets(fresh_lab, transport).get("New-ServicePrincipal") == 1
     stored = fresh_lab.exchange_state("contoso")["service_principals"]
@@ -198,7 +198,7 @@ def test_check_mode_before_anything_exists_plans_both_steps(fresh_lab, ce_app, r
     sp = run_module("exo_service_principal", exo_args(app_id=ce_app["app_id"], object_id=ce_app["service_principal_id"]), check_mode=True)
     access = run_module("exo_mailbox_permission", exo_args(user=ce_app["service_principal_id"], mailboxes=MAILBOXES), check_mode=True)
     assert sp["changed"] is True and access["changed"] is True and access["summary"]["added"] == MAILBOXES
-    assert "not registered" in str(access["warnings"])
+    assert "has no service principal with object id" in str(access["warnings"])
     assert writes(fresh_lab, transport) == 0
 
 
@@ -284,7 +284,7 @@ def test_throttling_is_retried_and_duplicates_nothing(fresh_lab, ce_app, registe
 # -- bad input and missing rights -------------------------------------------------------------------
 def test_a_principal_not_registered_in_exchange_fails_before_any_mailbox(fresh_lab, ce_app, run_module, exo_args, transport):
     result = run_module("exo_mailbox_permission", exo_args(user=ce_app["service_principal_id"], mailboxes=MAILBOXES))
-    assert result["failed"] is True and "is not registered as a service principal in Exchange Online" in result["msg"]
+    assert result["failed"] is True and "has no service principal with object id %s" % ce_app["service_principal_id"] in result["msg"]
     assert "exo_service_principal" in result["msg"]
     assert cmdlets(fresh_lab, transport) == {"Get-ServicePrincipal": 1}
 

@@ -203,7 +203,7 @@ CASES = [
      lambda lab: connection(lab, "legacy", ce_tenant="oldco", name="Legacy POP", gateway="Legacy POP"), None, ["7.4.3", "7.4 CU4"]),
     ("ce-send-unsupported", "ce_email_connection", lambda lab: connection(lab, use_oauth_send=True), ce_objects,
      ["oauth_send_smtp", "use_oauth_send=false"]),
-    ("ce-unknown-gateway", "ce_email_connection", lambda lab: connection(lab, gateway="Exchange"), ce_objects,
+    ("ce-unknown-gateway", "ce_email_connection", lambda lab: connection(lab, gateway="Exchange", gateway_inbound_host="imap.elsewhere.example"), ce_objects,
      ["'Exchange'", "create it with ce_email_gateway"]),
     # -- mailbox_oauth_check
     ("check-empty-mailboxes", "mailbox_oauth_check", lambda lab: check_args(lab, mailboxes=[]), None, ["mailboxes"]),

@@ -97,12 +97,29 @@ class FakeAuth:
 class FakeGraph:
     """Holds one directory's app; ``raced`` names what another run does between our read and our write."""
 
-    def __init__(self, app=None, sp=None, assignments=(), raced=()):
+    def __init__(self, app=None, sp=None, assignments=(), raced=(), others=(), policy=None):
         self.app, self.sp, self.assignments, self.raced = app, sp, list(assignments), set(raced)
+        self.others = list(others)  # other apps of the directory
+        self.policy = policy
         self.writes = []
+        self.patches = []
 
-    def find_applications(self, **_):
-        return [] if self.app is None or "app" in self.raced else [self.app]
+    def find_applications(self, display_name=None, unique_name=None, app_id=None):
+        apps = ([] if self.app is None or "app" in self.raced else [self.app]) + self.others
+        if app_id:
+            return [a for a in apps if a.get("appId") == app_id]
+        if unique_name:
+            return [a for a in apps if a.get("uniqueName") == unique_name]
+        return [a for a in apps if a.get("displayName") == display_name]
+
+    def default_app_management_policy(self):
+        return self.policy
+
+    def update_application(self, object_id, patch):
+        self.writes.append("patch " + ",".join(sorted(patch)))
+        self.patches.append(patch)
+        target = next(a for a in [self.app] + self.others if a and a["id"] == object_id)
+        target.update(patch)
 
     def get_application_by_unique_name(self, unique_name):
         return self.app
@@ -160,7 +177,7 @@ def test_several_named_secrets_in_one_run_each_with_its_own_result_and_others_un
     app = {"id": "app-object", "appId": "app-id", "displayName": "CE Email", "uniqueName": "ce-email",
            "requiredResourceAccess": azuread.desired_required_resource_access([], {IMAP, POP}),
            "passwordCredentials": [named("CE (acme)", "a1", 200), named("CE (globex)", "g1", -1), named("CE (initech)", "i1", 5)]}
-    graph = FakeGraph(app=app, sp={"id": "client-sp"}, assignments=[IMAP, POP])
+    graph = FakeGraph(app=app, sp={"id": "client-sp", "appId": "app-id"}, assignments=[IMAP, POP])
     result = reconcile(graph, app_secrets=[secret_options(name="CE (acme)"), secret_options(name="CE (globex)")])
     acme, globex = result["app_secrets"]["CE (acme)"], result["app_secrets"]["CE (globex)"]
     assert acme["created"] is False and acme["key_id"] == "a1" and "client_secret" not in acme
@@ -173,8 +190,8 @@ def test_several_named_secrets_in_one_run_each_with_its_own_result_and_others_un
 
 def test_single_app_secret_keeps_its_flat_result_fields():
     graph = FakeGraph(app={"id": "app-object", "appId": "app-id", "displayName": "CE Email", "passwordCredentials": [],
-                           "requiredResourceAccess": azuread.desired_required_resource_access([], {IMAP, POP})},
-                      sp={"id": "client-sp"}, assignments=[IMAP, POP])
+                           "uniqueName": "ce-email", "requiredResourceAccess": azuread.desired_required_resource_access([], {IMAP, POP})},
+                      sp={"id": "client-sp", "appId": "app-id"}, assignments=[IMAP, POP])
     result = reconcile(graph, app_secret=secret_options(name="CE"))
     assert result["client_secret_created"] is True and result["client_secret"] == "text-CE"
     assert result["client_secret_key_id"] == "new-CE" == result["app_secrets"]["CE"]["key_id"]
@@ -182,8 +199,8 @@ def test_single_app_secret_keeps_its_flat_result_fields():
 
 def test_check_mode_plans_every_name_and_writes_nothing():
     graph = FakeGraph(app={"id": "app-object", "appId": "app-id", "displayName": "CE Email", "passwordCredentials": [],
-                           "requiredResourceAccess": azuread.desired_required_resource_access([], {IMAP, POP})},
-                      sp={"id": "client-sp"}, assignments=[IMAP, POP])
+                           "uniqueName": "ce-email", "requiredResourceAccess": azuread.desired_required_resource_access([], {IMAP, POP})},
+                      sp={"id": "client-sp", "appId": "app-id"}, assignments=[IMAP, POP])
     result = reconcile(graph, check_mode=True, app_secrets=[secret_options(name="A"), secret_options(name="B")])
     assert graph.writes == [] and result["changed"] is True
     assert [result["app_secrets"][n]["created"] for n in "AB"] == [True, True]
@@ -193,7 +210,7 @@ def test_another_run_creating_the_app_sp_and_consent_first_is_taken_over_not_dup
     # Our reads found nothing; by the time we write, the other run has made all three.
     theirs = {"id": "app-object", "appId": "app-id", "displayName": "CE Email", "uniqueName": "ce-email", "passwordCredentials": [],
               "requiredResourceAccess": azuread.desired_required_resource_access([], {IMAP, POP})}
-    graph = FakeGraph(app=theirs, sp={"id": "their-sp"}, assignments=[IMAP, POP], raced={"app", "sp", "consent"})
+    graph = FakeGraph(app=theirs, sp={"id": "their-sp", "appId": "app-id"}, assignments=[IMAP, POP], raced={"app", "sp", "consent"})
     result = reconcile(graph)
     assert result["app_id"] == "app-id" and result["service_principal_id"] == "their-sp"
     assert graph.assignments == [IMAP, POP]
@@ -204,9 +221,9 @@ def test_another_run_creating_the_app_sp_and_consent_first_is_taken_over_not_dup
 
 
 def test_a_consent_granted_by_another_run_alone_is_no_change():
-    app = {"id": "app-object", "appId": "app-id", "displayName": "CE Email", "passwordCredentials": [],
+    app = {"id": "app-object", "appId": "app-id", "displayName": "CE Email", "passwordCredentials": [], "uniqueName": "ce-email",
            "requiredResourceAccess": azuread.desired_required_resource_access([], {IMAP, POP})}
-    graph = FakeGraph(app=app, sp={"id": "client-sp"}, assignments=[IMAP, POP], raced={"consent"})
+    graph = FakeGraph(app=app, sp={"id": "client-sp", "appId": "app-id"}, assignments=[IMAP, POP], raced={"consent"})
     result = reconcile(graph)
     assert result["changed"] is False and len(result["actions"]) == 2
 

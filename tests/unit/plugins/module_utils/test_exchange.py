@@ -393,7 +393,7 @@ def test_client_maps_exchanges_benign_refusals():
         "Remove-MailboxPermission": exo_errors.ExchangeError("Can't remove the access control entry on the object \"a\" for account "
                                                            "\"b\" because the ACE isn't present."),
     }), TENANT)
-    assert client.get_service_principal(APP) is None
+    assert client.service_principals(APP) == []
     assert client.add_mailbox_permission("a@b.example", "sp", ["FullAccess"]) is False
     assert client.remove_mailbox_permission("a@b.example", "sp", ["FullAccess"]) is False
     with pytest.raises(ValueError):

@@ -13,7 +13,7 @@ from ansible_collections.ceops.exchange_oauth.plugins.module_utils import exo_pe
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import ExchangeClient
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_errors import ExchangeError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import StepError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.reconcile import StepError, TaskError
 
 TENANT = "6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51"
 APP_ID = "11111111-1111-4111-8111-111111111111"
@@ -95,8 +95,8 @@ class FakeExchange:
     def add_mailboxpermission(self, cmdlet, p):
         entries = self.entries(cmdlet, p["Identity"])
         sp = self.find_sp(p["User"])
-        # Exchange shows a service principal by its display name in the User column.
-        user = sp["DisplayName"] if sp else p["User"]
+        # Exchange shows a service principal by its Identity (its ObjectId) in the User column, as the lab does.
+        user = sp["Identity"] if sp else p["User"]
         for entry in entries:
             if entry["User"] == user and not entry["IsInherited"] and not entry["Deny"] and set(p["AccessRights"]) <= set(entry["AccessRights"]):
                 raise ExchangeError("An existing permission entry was found for user: %s." % user, cmdlet=cmdlet)
@@ -106,7 +106,7 @@ class FakeExchange:
 
     def remove_mailboxpermission(self, cmdlet, p):
         entries = self.entries(cmdlet, p["Identity"])
-        user = self.find_sp(p["User"])["DisplayName"]
+        user = self.find_sp(p["User"])["Identity"]
         for entry in list(entries):
             if entry["User"] == user and not entry["IsInherited"] and not entry["Deny"]:
                 entry["AccessRights"] = [r for r in entry["AccessRights"] if r not in p["AccessRights"]]
@@ -201,14 +201,14 @@ def test_check_mode_goes_on_when_the_principal_is_not_registered_yet():
     fake = FakeExchange()
     result, reconciler = converge(fake, check_mode=True)
     assert result["summary"]["added"] == MAILBOXES and fake.writes() == []
-    assert "not registered" in reconciler.warnings[0]
+    assert "has no service principal with object id %s" % SP_ID in reconciler.warnings[0]
 
 
 def test_an_unregistered_principal_fails_before_any_mailbox_is_touched():
     fake = FakeExchange()
-    with pytest.raises(StepError) as caught:
+    with pytest.raises(TaskError) as caught:
         converge(fake, user=APP_OBJECT_ID)
-    assert "not registered as a service principal" in caught.value.cause.message and "exo_service_principal" in caught.value.cause.hint
+    assert "no service principal with object id %s" % APP_OBJECT_ID in str(caught.value) and "exo_service_principal" in str(caught.value)
     assert [c for c, _params in fake.calls] == ["Get-ServicePrincipal"]
 
 
@@ -223,14 +223,14 @@ def test_the_principal_may_be_named_by_app_id_and_is_granted_by_object_id():
 def test_an_unknown_mailbox_fails_alone_after_the_others_were_processed():
     fake = registered(FakeExchange())
     params = dict(mailboxes=MAILBOXES + ["ce-nope@contoso.onmicrosoft.com"])
-    with pytest.raises(StepError) as caught:
+    with pytest.raises(TaskError) as caught:
         converge(fake, **params)
     partial = caught.value.partial
     assert partial["summary"]["added"] == MAILBOXES and partial["changed"] is True
     assert partial["summary"]["failed"] == ["ce-nope@contoso.onmicrosoft.com"]
     record = partial["mailboxes"][-1]
     assert "does not exist in Exchange Online of directory %s" % TENANT in record["message"] and "couldn't be found" in record["message"]
-    assert "1 of 4 mailboxes failed" in caught.value.doing and "ce-nope@contoso.onmicrosoft.com" in caught.value.cause.message
+    assert "1 of 4 mailboxes failed" in str(caught.value) and "ce-nope@contoso.onmicrosoft.com" in str(caught.value)
 
     result, reconciler = converge(fake, fail_on_mailbox_error=False, **params)
     assert result["summary"]["failed"] == ["ce-nope@contoso.onmicrosoft.com"] and result["summary"]["unchanged"] == MAILBOXES
@@ -239,8 +239,8 @@ def test_an_unknown_mailbox_fails_alone_after_the_others_were_processed():
 
 def test_inherited_rights_do_not_count_and_deny_fails_the_mailbox_without_writing():
     fake = registered(FakeExchange())
-    fake.permissions[MAILBOXES[0]].append({"User": "CE Email", "AccessRights": ["FullAccess"], "IsInherited": True, "Deny": False})
-    fake.permissions[MAILBOXES[1]].append({"User": "CE Email", "AccessRights": ["FullAccess"], "IsInherited": False, "Deny": True})
+    fake.permissions[MAILBOXES[0]].append({"User": SP_ID, "AccessRights": ["FullAccess"], "IsInherited": True, "Deny": False})
+    fake.permissions[MAILBOXES[1]].append({"User": SP_ID, "AccessRights": ["FullAccess"], "IsInherited": False, "Deny": True})
     result, _ignored = converge(fake, fail_on_mailbox_error=False)
     inherited, denied, plain = result["mailboxes"]
     assert inherited["result"] == "added" and inherited["inherited_rights"] == ["FullAccess"] and "inherited" in inherited["message"]
@@ -384,18 +384,19 @@ def test_display_name_drift_is_renamed_and_a_wrong_object_id_replaced():
     fake.calls = []
     replaced, _ignored = reconcile_sp(fake, display_name="CE Email")
     assert fake.writes() == ["Remove-ServicePrincipal", "New-ServicePrincipal"]
-    assert fake.service_principals[0]["ObjectId"] == SP_ID and "wrong object id" in replaced["actions"][0]
+    assert fake.service_principals[0]["ObjectId"] == SP_ID and "repair the Exchange service principal" in replaced["actions"][0]
+    assert replaced["replaced_object_id"] == OTHER_ID
 
 
 def test_the_application_object_id_is_refused_with_an_explanation():
     fake = FakeExchange()
-    with pytest.raises(StepError) as caught:
+    with pytest.raises(TaskError) as caught:
         reconcile_sp(fake, FakeGraph(), object_id=APP_OBJECT_ID)
-    assert "APPLICATION" in caught.value.cause.message and SP_ID in caught.value.cause.hint
+    assert "APPLICATION" in str(caught.value) and SP_ID in str(caught.value)
     assert fake.writes() == []
-    with pytest.raises(StepError) as caught:
+    with pytest.raises(TaskError) as caught:
         reconcile_sp(fake, FakeGraph(), object_id=OTHER_ID)
-    assert "use %s as object_id" % SP_ID == caught.value.cause.hint
+    assert str(caught.value).endswith("use %s as object_id" % SP_ID)
 
 
 def test_graph_refusal_skips_the_check_with_a_warning():

@@ -112,7 +112,8 @@ def test_too_old_ce_refuses_oauth_but_not_basic(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("overrides,expected", [
-    ({"gateway": "Exchange"}, "found no email gateway named 'Exchange' on this deployment: create it with ce_email_gateway"),
+    ({"gateway": "Exchange", "gateway_inbound_host": "imap.elsewhere.example"},
+     "found no email gateway named 'Exchange' on this deployment: create it with ce_email_gateway"),
     ({"oauth_settings": "EXO"}, "found no OAuth settings named 'EXO' in this tenant: create them with ce_oauth_settings"),
     ({"oauth_settings": None}, "oauth_settings is required when use_oauth_receive or use_oauth_send is true"),
     ({"gateway": None}, "state is present but all of the following are missing: gateway"),
@@ -124,7 +125,8 @@ def test_unknown_references_fail_clearly(portal, run, overrides, expected):
 
 
 def test_check_mode_assumes_missing_references_come_from_earlier_tasks(portal, run):
-    result = run("ce_email_connection", args(gateway="New gateway", oauth_settings="New settings"), check_mode=True)
+    result = run("ce_email_connection", args(gateway="New gateway", oauth_settings="New settings", gateway_inbound_host="imap.new.example"),
+                 check_mode=True)
     assert result["changed"] is True and portal.writes() == []
     warnings = warnings_of(result)
     assert len(warnings) == 2 and all("check mode assumes an earlier task" in w for w in warnings)

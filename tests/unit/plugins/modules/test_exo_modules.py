@@ -71,7 +71,7 @@ def test_check_mode_sends_no_write(exchange, run):
     run("exo_service_principal", {"app_id": APP_ID, "object_id": SP_ID}, check_mode=True)
     result = run("exo_mailbox_permission", {"user": SP_ID, "mailboxes": MAILBOXES}, check_mode=True)
     assert result["changed"] is True and exchange.writes() == []
-    assert "not registered" in json.dumps(result["warnings"])
+    assert "has no service principal with object id" in json.dumps(result["warnings"])
 
 
 def test_the_application_object_id_fails_with_the_explanation(exchange, run):

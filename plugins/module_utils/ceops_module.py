@@ -1,0 +1,64 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, CE Ops automation team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The one module base: the exit and fail path every module of the collection takes.
+
+The Microsoft and CE families (microsoft_module.py, ce_module.py) add their argument spec and their clients; the work
+itself is a reconciler's (reconcile.py), whose result or error becomes the task's result here.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.reconcile import StepError, TaskError
+
+# Seconds a single request may take: more than this is a hung connection, not a slow service.
+TIMEOUT_RANGE = (1, 600)
+
+
+class CeopsModule(AnsibleModule):
+    """``where`` says what the module works on when nothing more precise is known (a directory, a CE deployment)."""
+
+    where = "the task"
+
+    def __init__(self, argument_spec, **kwargs):
+        super(CeopsModule, self).__init__(argument_spec=argument_spec, **kwargs)
+        timeout = self.params.get("timeout")
+        if timeout is not None and not TIMEOUT_RANGE[0] <= timeout <= TIMEOUT_RANGE[1]:
+            self.fail_json(msg="timeout must be between %d and %d seconds, not %s" % (TIMEOUT_RANGE + (timeout,)))
+
+    def fail_service(self, error, doing, **result):
+        """Fail with what we were doing, the service's own words and code, its request id and the fix."""
+        self.fail_json(msg="%s: %s" % (doing, error.describe()), status=error.status, error_code=error.code,
+                       request_id=error.request_id, **result)
+
+    def run(self, work, warnings=()):
+        """Call ``work()`` -> result dict and exit; any error becomes one clear failure. ``warnings`` (a callable returning
+        a list, or a list) are reported also when the work fails: a skipped check may be the explanation."""
+        try:
+            result = work()
+        except StepError as error:
+            self._warn_all(warnings)
+            self.fail_service(error.cause, error.doing, **error.partial)
+        except TaskError as error:
+            self._warn_all(warnings)
+            self.fail_json(msg=str(error), **error.partial)
+        except ServiceError as error:
+            self._warn_all(warnings)
+            self.fail_service(error, self.where)
+        except Exception as error:  # pylint: disable=broad-except
+            # A bug must still end as one task failure with the trace in -vvv, not a module crash.
+            self.fail_json(msg="unexpected error: %s" % error, exception=traceback.format_exc())
+        self._warn_all(warnings)
+        self.exit_json(**result)
+
+    def _warn_all(self, warnings):
+        for warning in (warnings() if callable(warnings) else warnings):
+            self.warn(warning)
