@@ -472,10 +472,10 @@ class AppReconciler(Reconciler):
     def ensure_secrets(self, application):
         """Every named secret asked for; secrets of other names are never touched. -> diff entries."""
         options = secret_options_of(self.params)
-        by_name = {}
+        # Filled as each name is done: when a later one fails, the result still holds the secrets made before it.
+        by_name = self.result["app_secrets"] = {}
         for option in options:
             by_name[option["name"]] = self.ensure_secret(application, option)
-        self.result["app_secrets"] = by_name
         if self.params.get("app_secret"):
             # The single-secret option keeps its flat result fields.
             only = by_name[options[0]["name"]]

@@ -1,0 +1,106 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, CE Ops automation team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The fleet's decisions as filters for the collection's roles and playbooks (docs/fleet.md).
+
+Each filter passes plain data to a rule in plugins/plugin_utils/fleet.py, which is where the rule is written and
+tested. ``fleet_members`` is the one place that reads other hosts' variables: it turns CE tenants into the plain
+views every other filter takes.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.ceops.exchange_oauth.plugins.plugin_utils import fleet
+
+# Inventory variables and facts a view is made of: (view key, variable).
+VIEW_VARIABLES = (
+    ("ce_tenant", "ce_tenant"), ("tenant_id", "ms_tenant_id"), ("deployment", "ce_url"),
+    ("failures", "ceops_failures"), ("mailboxes", "ce_mailboxes"),
+    ("lifetime_days", "azuread_app_registration_secret_lifetime_days"),
+    ("renew_before_days", "azuread_app_registration_secret_renew_before_days"),
+    ("app", "azuread_app_registration_app"), ("access", "exchange_online_access_result"),
+    ("gateway", "ce_email_oauth_gateway"), ("settings", "ce_email_oauth_settings_result"),
+    ("delivery", "ce_email_oauth_delivery_result"), ("connection", "ce_email_oauth_connection_result"),
+    ("batch_update", "ce_email_oauth_batch_update"), ("proof", "mailbox_oauth_verify_result"),
+)
+
+
+def _get(host_vars, name, default=None):
+    try:
+        value = host_vars[name]
+    except KeyError:
+        return default
+    return default if value is None else value
+
+
+def fleet_members(hosts, hostvars, secret_base_name=fleet.DEFAULT_SECRET_NAME):
+    """The views of ``hosts`` (CE tenants): what the fleet's rules need of each, from its inventory and the facts the
+    parts handed it."""
+    views = []
+    for host in hosts or []:
+        host_vars = hostvars[host]
+        view = dict((key, _get(host_vars, name)) for key, name in VIEW_VARIABLES)
+        view.update(host=host, per_ce_tenant=fleet.as_bool(_get(host_vars, "ceops_app_per_ce_tenant", False)),
+                    sends=fleet.as_bool(_get(host_vars, "ce_send_with_oauth", False)),
+                    rotate=fleet.as_bool(_get(host_vars, "azuread_app_registration_secret_rotate", False)),
+                    mailboxes_from_portal=fleet.as_bool(_get(host_vars, "ce_mailboxes_from_portal", False)),
+                    failures=list(view["failures"] or []), mailboxes=list(view["mailboxes"] or []))
+        view["secret_name"] = fleet.secret_name(view, _get(host_vars, "azuread_app_registration_secret_name", secret_base_name))
+        view["ce"] = fleet.ce_result(view["settings"], view["delivery"], view["connection"], view["gateway"], view["batch_update"])
+        views.append(view)
+    return views
+
+
+def fleet_unit_hosts(hosts, hostvars, unit):
+    """The hosts of ``hosts`` (the whole inventory: a run may not see all) that belong to an app unit."""
+    members = []
+    for host in hosts or []:
+        host_vars = hostvars[host]
+        tenant_id = _get(host_vars, "ms_tenant_id")
+        if not tenant_id:
+            continue
+        view = {"host": host, "tenant_id": tenant_id, "per_ce_tenant": fleet.as_bool(_get(host_vars, "ceops_app_per_ce_tenant", False))}
+        if fleet.app_unit_key(view) == (unit or {}).get("key"):
+            members.append(host)
+    return members
+
+
+def fleet_proof_secret(ce_result, app):
+    secret, reason = fleet.proof_secret(ce_result, app)
+    return {"secret": secret or "", "reason": reason}
+
+
+def fleet_retire(views, grace_hours=None):
+    """azuread_app app_secrets entries that remove each live member's secrets it no longer needs (remove_key_ids), with why."""
+    entries = []
+    for view in fleet.alive(views):
+        key_ids, why = fleet.retire_key_ids(view, grace_hours)
+        if key_ids:
+            entries.append({"name": view["secret_name"], "remove_key_ids": key_ids, "reason": why})
+    return entries
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "fleet_members": fleet_members,
+            "fleet_elect": fleet.elect,
+            "fleet_unit_hosts": fleet_unit_hosts,
+            "fleet_alive": fleet.alive,
+            "fleet_secret_reports": fleet.secret_report_entries,
+            "fleet_exchange_permissions": fleet.exchange_permissions,
+            "fleet_app_handoff": fleet.app_handoff,
+            "fleet_secrets_to_make": fleet.secrets_to_make,
+            "fleet_secret_entries": fleet.azuread_secret_entries,
+            "fleet_secret_handoff": fleet.secret_handoff,
+            "fleet_mailboxes": fleet.unit_mailboxes,
+            "fleet_exchange_handoff": fleet.exchange_handoff,
+            "fleet_gateway_handoff": fleet.gateway_handoff,
+            "fleet_deployment_changed": fleet.deployment_changed,
+            "fleet_ce_result": fleet.ce_result,
+            "fleet_batch_handoff": fleet.batch_handoff,
+            "fleet_proof_secret": fleet_proof_secret,
+            "fleet_retire": fleet_retire,
+            "fleet_summary": fleet.summary,
+            "fleet_failure": fleet.failure,
+        }

@@ -1,0 +1,463 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, CE Ops automation team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Internal to this collection: the fleet's decisions (docs/fleet.md).
+
+The playbooks and roles pass values and call; everything that picks, compares or computes is here, called through the
+filters of plugins/filter/fleet.py. Plain data in, plain data out (no Ansible objects), so each rule has a unit test.
+
+The words used:
+- a CE tenant is an inventory host; its *view* is the dict ``member_view`` builds from its variables and facts;
+- an *app unit* is the CE tenants that share one app registration (those of a Microsoft directory, or one CE tenant with
+  ceops_app_per_ce_tenant); a *deployment* is the CE tenants of one CE Portal;
+- the *lead* of a unit is the CE tenant that stands for it: the unit's plays run on leads only, and hand each member
+  its own share of the result.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+APP_GROUP = "ceops_app_leads"
+DEPLOYMENT_GROUP = "ceops_deployment_leads"
+# CE tenants whose mailboxes are read from their CE connection (ce_mailboxes_from_portal): a play of their own.
+PORTAL_MAILBOXES_GROUP = "ceops_portal_mailboxes"
+DEFAULT_SECRET_NAME = "CE mailbox access"
+SEND_PERMISSION = "SMTP.SendAsApp"
+CAPABILITY_OAUTH_SEND = "oauth_send_smtp"
+
+
+# -- small helpers ------------------------------------------------------------------------------------------------------
+def parse_time(value):
+    """RFC 3339 (Graph may give 7 fractional digits) -> aware datetime; None when absent or unreadable."""
+    if not value:
+        return None
+    text = str(value).strip().replace("Z", "+00:00")
+    if "." in text:
+        head, rest = text.split(".", 1)
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        text = "%s.%s%s" % (head, digits[:6].ljust(6, "0"), rest[len(digits):])
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def failure(part, message, task=None):
+    return {"part": part, "task": task or "", "message": str(message or "failed without a message")}
+
+
+def failed(view):
+    return bool(view.get("failures"))
+
+
+def alive(views):
+    """The views of the CE tenants that have not failed, in order."""
+    return [v for v in views if not failed(v)]
+
+
+def lowered(addresses):
+    """Mailbox addresses trimmed and lower-cased (Exchange addresses are case-insensitive), duplicates dropped, in order."""
+    seen, result = set(), []
+    for address in addresses or []:
+        key = str(address).strip().lower()
+        if key and key not in seen:
+            seen.add(key)
+            result.append(key)
+    return result
+
+
+def as_bool(value):
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on", "y", "t")
+
+
+# -- the fleet model ----------------------------------------------------------------------------------------------------
+def app_unit_key(view):
+    """CE tenants with the same key share one app registration."""
+    if view.get("per_ce_tenant"):
+        return "%s/%s" % (view["tenant_id"], view["host"])
+    return view["tenant_id"]
+
+
+def secret_name(view, base_name=DEFAULT_SECRET_NAME):
+    """Each CE tenant's own client secret in its app: named after it in a shared app, the plain name in an app of its own."""
+    return base_name if view.get("per_ce_tenant") else "%s (%s)" % (base_name, view["host"])
+
+
+def inventory_problems(view):
+    """What in a CE tenant's inventory keeps it out of the fleet, found before any request."""
+    problems = []
+    if not view.get("tenant_id"):
+        problems.append("ms_tenant_id is not set: the Directory (tenant) ID of the Microsoft directory holding its mailboxes")
+    if not view.get("deployment"):
+        problems.append("ce_url is not set: the base URL of its CE deployment's Portal")
+    if not view.get("ce_tenant"):
+        problems.append("ce_tenant is not set: its short code in the CE Portal")
+    return problems
+
+
+def elect(views):
+    """The add_host entries that make the fleet: each app unit's and each CE deployment's lead joins its group and carries
+    the unit (its key, directory or URL, and members). A CE tenant already failed, or whose inventory keeps it out, leads
+    nothing and is a member of nothing; one with inventory problems gets them as its failures. Sorted, so the same CE
+    tenant leads every run whatever order the hosts come in."""
+    entries, apps, deployments = {}, {}, {}
+    for view in sorted(views, key=lambda v: v["host"]):
+        host = view["host"]
+        problems = inventory_problems(view)
+        if problems:
+            entries[host] = {"name": host, "groups": [],
+                             "ceops_failures": list(view.get("failures") or []) + [failure("Inventory", "CE tenant %s: %s" % (host, "; ".join(problems)))]}
+            continue
+        if failed(view):
+            continue
+        if view.get("mailboxes_from_portal"):
+            entries.setdefault(host, {"name": host, "groups": []})["groups"].append(PORTAL_MAILBOXES_GROUP)
+        apps.setdefault(app_unit_key(view), {"key": app_unit_key(view), "tenant_id": view["tenant_id"], "members": []})["members"].append(host)
+        deployments.setdefault(view["deployment"], {"key": view["deployment"], "url": view["deployment"], "members": []})["members"].append(host)
+    for group, units, var in ((APP_GROUP, apps, "ceops_app_unit"), (DEPLOYMENT_GROUP, deployments, "ceops_deployment_unit")):
+        for unit in units.values():
+            lead = unit["members"][0]
+            entry = entries.setdefault(lead, {"name": lead, "groups": []})
+            entry["groups"].append(group)
+            entry[var] = unit
+    return [entries[host] for host in sorted(entries)]
+
+
+# -- the Azure AD part ---------------------------------------------------------------------------------------------------
+def secret_report_entries(views, lifetime_days, renew_before_days):
+    """azuread_app app_secrets that only read each live member's own secret and say whether a new one is due."""
+    return [{"name": v["secret_name"], "report_only": True, "lifetime_days": int(v.get("lifetime_days") or lifetime_days),
+             "renew_before_days": int(v.get("renew_before_days") if v.get("renew_before_days") is not None else renew_before_days)}
+            for v in alive(views)]
+
+
+def directory_sends(views):
+    """The app may send (SMTP.SendAsApp) when any CE tenant of the unit sends with OAuth; every inventory CE tenant of the
+    unit counts, not only those in this run (views of the whole unit)."""
+    return any(v.get("sends") for v in views)
+
+
+def exchange_permissions(base, views, send_permission=SEND_PERMISSION):
+    wanted = list(base or [])
+    if directory_sends(views) and send_permission not in wanted:
+        wanted.append(send_permission)
+    return wanted
+
+
+def app_fact(result, view, previous=None):
+    """One CE tenant's share of the unit's azuread_app result: the app's ids, and its own secret only (never another's)."""
+    fact = dict(previous or {})
+    for key in ("tenant_id", "app_id", "object_id", "service_principal_id", "display_name", "unique_name", "found_by", "adopted",
+                "exchange_permissions", "consented_permissions"):
+        if key in (result or {}):
+            fact[key] = result[key]
+    own = ((result or {}).get("app_secrets") or {}).get(view["secret_name"])
+    if own is not None:
+        fact.update(client_secret_name=own.get("name"), client_secret_key_id=own.get("key_id"),
+                    client_secret_start=own.get("start_date_time"), client_secret_end=own.get("end_date_time"),
+                    client_secret_due=own.get("due"), client_secrets=own.get("secrets") or [],
+                    client_secret_created=bool(own.get("created")), client_secret_removed_key_ids=own.get("removed_key_ids") or [],
+                    client_secret_expired_key_ids=own.get("expired_key_ids") or [])
+        if own.get("client_secret"):
+            # The value exists only in this run's memory, and only for the secret it made; an earlier share keeps its value.
+            fact["client_secret"] = own["client_secret"]
+    return fact
+
+
+def unit_handoff(views, part, result, fact_of, failures_of=None):
+    """What the lead hands each live member after the unit's work: ``fact_of(view)`` (its own share of the result), and its
+    failures with a new one when the unit's work failed (every member fails with the lead's message) or when
+    ``failures_of(view)`` names one of its own. -> [{"host", "fact", "failures"}]"""
+    handoff = []
+    unit_failed = bool((result or {}).get("failed"))
+    for view in alive(views):
+        failures = list(view.get("failures") or [])
+        if unit_failed:
+            failures.append(failure(part, (result or {}).get("msg")))
+        elif failures_of:
+            failures.extend(failures_of(view))
+        handoff.append({"host": view["host"], "fact": fact_of(view), "failures": failures})
+    return handoff
+
+
+def app_handoff(views, result):
+    return unit_handoff(views, "Azure AD", result, lambda v: app_fact(result, v, v.get("app")))
+
+
+def secrets_to_make(views, rotate=False):
+    """The live members that need a new client secret of their own now, and why: CE needs one and none is held (its
+    settings do not exist, hold none, name another app, or got theirs before the current secret was made), the newest
+    expires within the renewal window (a renewal, which reaches CE in the same run), or a rotation is asked for.
+    -> azuread_app app_secrets entries (rotate: a new one whatever the expiry)."""
+    entries = []
+    for view in alive(views):
+        settings = view.get("settings") or {}
+        app = view.get("app") or {}
+        reason = None
+        if rotate or view.get("rotate"):
+            reason = "rotation asked for"
+        elif settings.get("client_secret_needed"):
+            reason = settings.get("client_secret_needed_reason") or "CE needs one"
+        elif app.get("client_secret_due"):
+            reason = app["client_secret_due"]
+        if reason:
+            entries.append({"name": view["secret_name"], "rotate": True, "lifetime_days": int(view.get("lifetime_days") or 365),
+                            "renew_before_days": 0, "reason": reason})
+    return entries
+
+
+def secret_handoff(views, result, rotate=False):
+    """Each CE tenant that needed a new secret: its own new secret, or the failure. When the task failed after making the
+    secrets of some names (a policy refusing a later one), those CE tenants still get theirs."""
+    reasons = dict((e["name"], e["reason"]) for e in secrets_to_make(views, rotate))
+    made = ((result or {}).get("app_secrets") or {})
+    handoff = []
+    for view in alive(views):
+        if view["secret_name"] not in reasons:
+            continue
+        own = made.get(view["secret_name"]) or {}
+        failures = list(view.get("failures") or [])
+        if (result or {}).get("failed") and not own.get("client_secret"):
+            failures.append(failure("Azure AD (new client secret)", (result or {}).get("msg")))
+        handoff.append({"host": view["host"], "fact": app_fact(result, view, view.get("app")), "failures": failures,
+                        "reason": reasons[view["secret_name"]]})
+    return handoff
+
+
+def azuread_secret_entries(entries):
+    """The app_secrets option from secrets_to_make's entries (without the reason, which is for the report)."""
+    return [dict((k, v) for k, v in entry.items() if k != "reason") for entry in entries]
+
+
+# -- the Exchange Online part --------------------------------------------------------------------------------------------
+def unit_mailboxes(views):
+    """The union of the live members' mailboxes, lower-cased, in order."""
+    union = []
+    for view in alive(views):
+        union.extend(view.get("mailboxes") or [])
+    return lowered(union)
+
+
+def exchange_fact(view, service_principal, permissions, app):
+    records = [r for r in ((permissions or {}).get("mailboxes") or []) if r.get("mailbox") in lowered(view.get("mailboxes"))]
+    return {"service_principal": {"app_id": (app or {}).get("app_id"),
+                                  "object_id": (service_principal or {}).get("object_id") or (app or {}).get("service_principal_id"),
+                                  "display_name": (service_principal or {}).get("display_name")},
+            "replaced_object_id": (service_principal or {}).get("replaced_object_id"),
+            "actions": list((service_principal or {}).get("actions") or []),
+            "mailboxes": records}
+
+
+def mailbox_failures(view, records, fail_on_mailbox_error=True):
+    failed_records = [r for r in records if r.get("result") == "failed"]
+    if not failed_records or not fail_on_mailbox_error:
+        return []
+    reasons = "; ".join("%s%s" % (r.get("message"), " (request id %s)" % r["request_id"] if r.get("request_id") else "") for r in failed_records)
+    return [failure("Exchange Online", "CE tenant %s, directory %s: %d of %d mailboxes could not be given access: %s. Check these addresses "
+                    "in Exchange Online (the mailbox must exist in this directory), or remove them from ce_mailboxes, and run again"
+                    % (view["host"], view.get("tenant_id"), len(failed_records), len(records), reasons))]
+
+
+def exchange_handoff(views, service_principal, permissions, app, fail_on_mailbox_error=True, check_mode=False):
+    """Each live member's share of the unit's Exchange Online work. The unit fails as a whole when CE's app is not known
+    (outside a plan), or when the service principal or the mailbox task failed as a whole; a mailbox fails only the CE
+    tenants that list it."""
+    result = None
+    if not (app or {}).get("app_id") and not check_mode:
+        result = {"failed": True, "msg": "Directory %s: the Application (client) ID and the service principal's object id of CE's app are "
+                                         "not known. Run the Azure AD part in the same play (playbooks/site.yml), or give them in the "
+                                         "inventory as ms_apps['%s'] with app_id and service_principal_id (what playbooks/azuread.yml "
+                                         "prints)" % ((views or [{}])[0].get("tenant_id"), (views or [{}])[0].get("tenant_id"))}
+    for part_result in (service_principal, permissions):
+        if result is None and (part_result or {}).get("failed"):
+            result = part_result
+
+    def fact_of(view):
+        return exchange_fact(view, service_principal, permissions, app)
+
+    def failures_of(view):
+        return mailbox_failures(view, fact_of(view)["mailboxes"], fail_on_mailbox_error)
+
+    return unit_handoff(views, "Exchange Online", result, fact_of, failures_of)
+
+
+# -- the CE part ---------------------------------------------------------------------------------------------------------
+def gateway_handoff(views, result, gateway_name):
+    """Each live member of a CE deployment: the gateway its connection uses (the adopted one keeps its own name), the CE
+    release; a member that sends with OAuth on a release without it fails here, before any secret is made for it."""
+    gateway = (result or {}).get("email_gateway") or {}
+    capabilities = (result or {}).get("ce_capabilities")
+
+    def fact_of(view):
+        return {"gateway": gateway.get("name") or gateway_name, "ce_version": (result or {}).get("ce_version"),
+                "capabilities": capabilities, "adopted": bool((result or {}).get("adopted"))}
+
+    def failures_of(view):
+        if view.get("sends") and capabilities is not None and CAPABILITY_OAUTH_SEND not in capabilities:
+            return [failure("CE", "CE tenant %s: ce_send_with_oauth is set, but CE deployment %s runs CE %s, which cannot send with OAuth "
+                                  "(it lacks the capability %s, CE 7.6 or later): upgrade the deployment, or set ce_send_with_oauth: false"
+                            % (view["host"], view.get("deployment"), (result or {}).get("ce_version"), CAPABILITY_OAUTH_SEND))]
+        return []
+
+    return unit_handoff(views, "CE", result, fact_of, failures_of)
+
+
+def ce_result(settings, delivery=None, connection=None, gateway=None, batch_update=None):
+    """What CE holds for one CE tenant after the CE part, from its tasks' results: the OAuth settings as the Portal last
+    returned them, whether they hold a current secret of CE's app (and whether this run gave it), the connection and its
+    mailboxes, the release."""
+    settings = settings if isinstance(settings, dict) and not settings.get("skipped") else {}
+    delivery = delivery if isinstance(delivery, dict) and not delivery.get("skipped") else {}
+    connection = connection if isinstance(connection, dict) and not connection.get("skipped") else {}
+    latest = delivery or settings
+    held = bool(delivery.get("client_secret_held") if delivery else settings.get("client_secret_held"))
+    return {
+        "ce_version": connection.get("ce_version") or latest.get("ce_version") or (gateway or {}).get("ce_version"),
+        "oauth_settings": latest.get("oauth_settings") or settings.get("oauth_settings"),
+        "client_secret_held": held and not latest.get("failed"),
+        "client_secret_updated": bool(delivery.get("client_secret_updated") or settings.get("client_secret_updated")),
+        "client_secret_superseded": bool(delivery.get("client_secret_superseded")),
+        "client_secret_needed": bool(settings.get("client_secret_needed")) and not held,
+        "email_connection": connection.get("email_connection"),
+        "mailboxes": connection.get("mailboxes"),
+        "batch_update": batch_update,
+    }
+
+
+def deployment_changed(views, gateway_result=None):
+    """Whether the gateway or any live CE tenant of the deployment changed (or would, in check mode): a plan must show the
+    batch update the converge will start."""
+    return bool((gateway_result or {}).get("changed")) or any(
+        (v.get("settings") or {}).get("changed") or (v.get("delivery") or {}).get("changed") or (v.get("connection") or {}).get("changed")
+        for v in alive(views))
+
+
+def batch_handoff(views, result):
+    return unit_handoff(views, "CE", result, lambda v: (result or {}).get("batch_update"))
+
+
+# -- the proof -----------------------------------------------------------------------------------------------------------
+def proof_secret(ce_result, app):
+    """(secret, None) when the run knows the secret CE holds, else (None, why): CE's secret is write-only, so the proof
+    may log in only with a value this run gave CE itself. A secret the run holds but did not give CE (another run's got
+    there first, or CE kept its own) proves nothing about CE."""
+    ce_result = ce_result or {}
+    app = app or {}
+    if ce_result.get("client_secret_updated") and app.get("client_secret"):
+        return app["client_secret"], None
+    if ce_result.get("client_secret_superseded"):
+        return None, "CE got a client secret from another run after this run made its own, so this run does not hold CE's secret"
+    if ce_result.get("client_secret_held"):
+        return None, ("CE's client secret is not available to this run (CE holds a current secret of CE's app, given by an earlier run; "
+                      "the Portal never shows it)")
+    if not app.get("app_id"):
+        return None, "CE's app is not known in this run"
+    return None, "CE's OAuth settings do not hold a current secret of CE's app"
+
+
+# -- retiring secrets ----------------------------------------------------------------------------------------------------
+def retire_key_ids(view, grace_hours=None, now=None):
+    """Key ids of this CE tenant's own secrets to remove now, and why. Never a secret CE may be using:
+    - this run made a secret that CE did not take (another run gave CE its own first): that one;
+    - CE got this run's new secret and the proof passed with it: its older secrets of the name;
+    - CE holds its newest secret (it got it after that one was made) for at least ``grace_hours``: its older secrets, when
+      the proof could not run (the operator's grace period; None: never without a proof)."""
+    app = view.get("app") or {}
+    ce = view.get("ce") or {}
+    secrets = [s for s in app.get("client_secrets") or [] if s.get("key_id")]
+    newest = app.get("client_secret_key_id")
+    if ce.get("client_secret_superseded") and app.get("client_secret_created"):
+        return ([newest], "CE took another run's secret, so the one this run made is not needed") if newest else ([], None)
+    older = [s["key_id"] for s in secrets if s["key_id"] != newest]
+    if not older or not newest:
+        return [], None
+    proof = view.get("proof") or {}
+    if ce.get("client_secret_updated") and proof.get("mailboxes") and not proof.get("failed_mailboxes"):
+        return older, "CE runs on the new secret and the proof passed with it"
+    held = ce.get("client_secret_held")
+    start = parse_time(app.get("client_secret_start"))
+    if grace_hours is not None and held and start and (now or utcnow()) - start >= datetime.timedelta(hours=float(grace_hours)):
+        return older, "CE has held the newest secret for more than %s hours (grace period)" % grace_hours
+    return [], None
+
+
+# -- the summary ---------------------------------------------------------------------------------------------------------
+def summary_record(view):
+    """Everything the summary says of one CE tenant, from what the run knows (also of a CE tenant that failed)."""
+    app = view.get("app") or {}
+    access = view.get("access") or {}
+    ce = view.get("ce") or {}
+    proof = view.get("proof") or {}
+    mailboxes = lowered(view.get("mailboxes"))
+    granted = [r for r in access.get("mailboxes") or [] if r.get("result") != "failed"]
+    held = bool(ce.get("client_secret_held"))
+    record = {
+        "host": view["host"], "ce_tenant": view.get("ce_tenant"), "directory": view.get("tenant_id"),
+        "deployment": view.get("deployment"), "app_id": app.get("app_id"),
+        "service_principal_id": app.get("service_principal_id") or (access.get("service_principal") or {}).get("object_id"),
+        "adopted": bool(app.get("adopted")), "repaired_object_id": access.get("replaced_object_id"),
+        "full_access": {"granted": len(granted), "wanted": len(mailboxes)},
+        "email_connection": (ce.get("email_connection") or {}).get("name"),
+        "ce_holds_current_secret": held,
+        "failures": list(view.get("failures") or []),
+    }
+    if proof.get("mailboxes") is not None:
+        record["logins"] = {"checked": True, "ok": sum(1 for m in proof["mailboxes"] if m.get("ok")), "of": len(proof["mailboxes"])}
+    elif proof or ce:
+        record["logins"] = {"checked": False, "reason": proof.get("reason") or proof_secret(ce, app)[1] or "no mailboxes to log in to"}
+    # "ok" is CE's truth: no part failed, and CE's settings hold a current secret of CE's app.
+    record["status"] = "FAILED" if record["failures"] else ("ok" if held else "not converged")
+    return record
+
+
+def summary_line(record):
+    parts = ["%-10s %-6s" % (record["host"], record["status"] if record["status"] != "not converged" else "?"),
+             "directory %s" % (record["directory"] or "-"),
+             "app %s" % (record["app_id"] or "-")]
+    if record.get("service_principal_id"):
+        parts.append("sp %s" % record["service_principal_id"])
+    parts.append("FullAccess %d/%d" % (record["full_access"]["granted"], record["full_access"]["wanted"]))
+    parts.append("CE %s" % (record["email_connection"] or "-"))
+    logins = record.get("logins")
+    if logins and logins["checked"]:
+        parts.append("logins %d/%d ok" % (logins["ok"], logins["of"]))
+    elif logins:
+        parts.append("logins not checked: %s" % logins["reason"])
+    lines = ["  ".join(parts)]
+    if record.get("adopted"):
+        lines.append("    adopted CE's app made by hand (app id %s)" % record["app_id"])
+    if record.get("repaired_object_id"):
+        lines.append("    repaired Exchange's service principal, registered with object id %s; FullAccess granted again"
+                     % record["repaired_object_id"])
+    if record["status"] == "not converged" and not record["failures"]:
+        lines.append("    CE's settings were not shown to hold a current secret of CE's app (the CE part did not run)")
+    for item in record["failures"]:
+        lines.append("    %s: %s" % (item.get("part"), one_line(item.get("message"))))
+    return lines
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def one_line(text):
+    """A message as one printable line: control characters and NUL bytes never reach the summary."""
+    return _CONTROL.sub(" ", str(text or "")).replace("\n", " ").strip()
+
+
+def summary(views):
+    records = [summary_record(v) for v in sorted(views, key=lambda v: v["host"])]
+    lines = []
+    for record in records:
+        lines.extend(summary_line(record))
+    counts = {"tenants": len(records), "ok": sum(1 for r in records if r["status"] == "ok"),
+              "failed": sum(1 for r in records if r["status"] == "FAILED")}
+    return {"records": records, "lines": lines, "counts": counts}
