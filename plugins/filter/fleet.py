@@ -46,6 +46,13 @@ def fleet_members(hosts, hostvars, secret_base_name=fleet.DEFAULT_SECRET_NAME):
                     mailboxes_from_portal=fleet.as_bool(_get(host_vars, "ce_mailboxes_from_portal", False)),
                     failures=list(view["failures"] or []), mailboxes=list(view["mailboxes"] or []))
         view["secret_name"] = fleet.secret_name(view, _get(host_vars, "azuread_app_registration_secret_name", secret_base_name))
+        apps = _get(host_vars, "ms_apps", {}) or {}
+        vault = (apps.get(view["tenant_id"]) or {}) if isinstance(apps, dict) else {}
+        if not view["app"] and vault.get("app_id"):
+            # A part run alone knows CE's app from the inventory only.
+            view["app"] = {"app_id": vault.get("app_id"), "service_principal_id": vault.get("service_principal_id")}
+        view["vault_secret"] = _get(host_vars, "mailbox_oauth_verify_client_secret") or (vault.get("client_secrets") or {}).get(host) \
+            or vault.get("client_secret")
         view["ce"] = fleet.ce_result(view["settings"], view["delivery"], view["connection"], view["gateway"], view["batch_update"])
         views.append(view)
     return views
@@ -65,8 +72,8 @@ def fleet_unit_hosts(hosts, hostvars, unit):
     return members
 
 
-def fleet_proof_secret(ce_result, app):
-    secret, reason = fleet.proof_secret(ce_result, app)
+def fleet_proof_secret(ce_result, app, given=None, ce_part_ran=True):
+    secret, reason = fleet.proof_secret(ce_result, app, given, ce_part_ran)
     return {"secret": secret or "", "reason": reason}
 
 

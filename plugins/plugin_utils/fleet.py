@@ -346,19 +346,22 @@ def batch_handoff(views, result):
 
 
 # -- the proof -----------------------------------------------------------------------------------------------------------
-def proof_secret(ce_result, app):
-    """(secret, None) when the run knows the secret CE holds, else (None, why): CE's secret is write-only, so the proof
-    may log in only with a value this run gave CE itself. A secret the run holds but did not give CE (another run's got
-    there first, or CE kept its own) proves nothing about CE."""
+def proof_secret(ce_result, app, given=None, ce_part_ran=True):
+    """(secret, None) when the run knows the secret CE holds, else (None, why). CE's secret is write-only, so the proof logs
+    in with a value this run gave CE itself; or with ``given`` (from Ansible Vault) when CE's settings hold a current secret
+    of CE's app, or when the CE part did not run (verify.yml alone). A secret the run holds but did not give CE (another
+    run's got there first, or CE kept one of another app) proves nothing about CE."""
     ce_result = ce_result or {}
     app = app or {}
     if ce_result.get("client_secret_updated") and app.get("client_secret"):
         return app["client_secret"], None
+    if given and (not ce_part_ran or ce_result.get("client_secret_held")):
+        return given, None
     if ce_result.get("client_secret_superseded"):
         return None, "CE got a client secret from another run after this run made its own, so this run does not hold CE's secret"
     if ce_result.get("client_secret_held"):
         return None, ("CE's client secret is not available to this run (CE holds a current secret of CE's app, given by an earlier run; "
-                      "the Portal never shows it)")
+                      "the Portal never shows it; give it from Ansible Vault as ms_apps[<directory>].client_secrets[<CE tenant>])")
     if not app.get("app_id"):
         return None, "CE's app is not known in this run"
     return None, "CE's OAuth settings do not hold a current secret of CE's app"
@@ -405,17 +408,20 @@ def summary_record(view):
         "deployment": view.get("deployment"), "app_id": app.get("app_id"),
         "service_principal_id": app.get("service_principal_id") or (access.get("service_principal") or {}).get("object_id"),
         "adopted": bool(app.get("adopted")), "repaired_object_id": access.get("replaced_object_id"),
-        "full_access": {"granted": len(granted), "wanted": len(mailboxes)},
+        "full_access": {"granted": len(granted), "wanted": len(mailboxes)} if access else None,
         "email_connection": (ce.get("email_connection") or {}).get("name"),
         "ce_holds_current_secret": held,
         "failures": list(view.get("failures") or []),
     }
     if proof.get("mailboxes") is not None:
         record["logins"] = {"checked": True, "ok": sum(1 for m in proof["mailboxes"] if m.get("ok")), "of": len(proof["mailboxes"])}
-    elif proof or ce:
-        record["logins"] = {"checked": False, "reason": proof.get("reason") or proof_secret(ce, app)[1] or "no mailboxes to log in to"}
-    # "ok" is CE's truth: no part failed, and CE's settings hold a current secret of CE's app.
-    record["status"] = "FAILED" if record["failures"] else ("ok" if held else "not converged")
+    elif (proof or ce) and not record["failures"]:
+        record["logins"] = {"checked": False, "reason": proof_secret(ce, app, view.get("vault_secret"), bool(ce.get("oauth_settings")))[1]
+                            or "no mailboxes to log in to"}
+    # "ok" is CE's truth: no part failed, and CE's settings hold a current secret of CE's app, or (the proof alone) CE's
+    # logins passed.
+    proven = bool(proof.get("mailboxes")) and not proof.get("failed_mailboxes")
+    record["status"] = "FAILED" if record["failures"] else ("ok" if held or proven else "not converged")
     return record
 
 
@@ -425,7 +431,8 @@ def summary_line(record):
              "app %s" % (record["app_id"] or "-")]
     if record.get("service_principal_id"):
         parts.append("sp %s" % record["service_principal_id"])
-    parts.append("FullAccess %d/%d" % (record["full_access"]["granted"], record["full_access"]["wanted"]))
+    if record["full_access"]:
+        parts.append("FullAccess %d/%d" % (record["full_access"]["granted"], record["full_access"]["wanted"]))
     parts.append("CE %s" % (record["email_connection"] or "-"))
     logins = record.get("logins")
     if logins and logins["checked"]:
@@ -438,8 +445,9 @@ def summary_line(record):
     if record.get("repaired_object_id"):
         lines.append("    repaired Exchange's service principal, registered with object id %s; FullAccess granted again"
                      % record["repaired_object_id"])
-    if record["status"] == "not converged" and not record["failures"]:
-        lines.append("    CE's settings were not shown to hold a current secret of CE's app (the CE part did not run)")
+    if record["status"] == "not converged":
+        lines.append("    not shown to be converged: %s" % ("CE's settings do not hold a current secret of CE's app (a plan: the converge gives "
+                                                            "them one)" if record.get("email_connection") else "the CE part did not run"))
     for item in record["failures"]:
         lines.append("    %s: %s" % (item.get("part"), one_line(item.get("message"))))
     return lines
