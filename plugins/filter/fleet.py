@@ -109,5 +109,6 @@ class FilterModule:
             "fleet_proof_secret": fleet_proof_secret,
             "fleet_retire": fleet_retire,
             "fleet_summary": fleet.summary,
+            "fleet_secret_report": fleet.secret_report,
             "fleet_failure": fleet.failure,
         }

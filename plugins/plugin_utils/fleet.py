@@ -165,7 +165,9 @@ def app_fact(result, view, previous=None):
         fact.update(client_secret_name=own.get("name"), client_secret_key_id=own.get("key_id"),
                     client_secret_start=own.get("start_date_time"), client_secret_end=own.get("end_date_time"),
                     client_secret_due=own.get("due"), client_secrets=own.get("secrets") or [],
-                    client_secret_created=bool(own.get("created")), client_secret_removed_key_ids=own.get("removed_key_ids") or [],
+                    # Made in this run, by this call or an earlier one of the run (a later call only removes).
+                    client_secret_created=bool(own.get("created") or fact.get("client_secret_created")),
+                    client_secret_removed_key_ids=own.get("removed_key_ids") or [],
                     client_secret_expired_key_ids=own.get("expired_key_ids") or [])
         if own.get("client_secret"):
             # The value exists only in this run's memory, and only for the secret it made; an earlier share keeps its value.
@@ -193,7 +195,22 @@ def app_handoff(views, result):
     return unit_handoff(views, "Azure AD", result, lambda v: app_fact(result, v, v.get("app")))
 
 
-def secrets_to_make(views, rotate=False):
+def rotation_skipped(view, min_age_hours, now=None):
+    """Why a rotation leaves this CE tenant alone, or None: its only secret is younger than ``min_age_hours`` and CE has
+    held it since (a rotation done moments ago, for example a job started twice)."""
+    app = view.get("app") or {}
+    secrets = [s for s in app.get("client_secrets") or [] if s.get("key_id")]
+    start = parse_time(app.get("client_secret_start"))
+    held = (view.get("settings") or {}).get("client_secret_held")
+    if min_age_hours in (None, "") or len(secrets) != 1 or not start or not held:
+        return None
+    age = ((now or utcnow()) - start).total_seconds() / 3600.0
+    if age >= float(min_age_hours):
+        return None
+    return ("its only secret is %.1f h old (less than %s h) and CE holds it; rotate_secret_force=true rotates anyway" % (age, min_age_hours))
+
+
+def secrets_to_make(views, rotate=False, min_age_hours=None, now=None):
     """The live members that need a new client secret of their own now, and why: CE needs one and none is held (its
     settings do not exist, hold none, name another app, or got theirs before the current secret was made), the newest
     expires within the renewal window (a renewal, which reaches CE in the same run), or a rotation is asked for.
@@ -203,7 +220,7 @@ def secrets_to_make(views, rotate=False):
         settings = view.get("settings") or {}
         app = view.get("app") or {}
         reason = None
-        if rotate or view.get("rotate"):
+        if (rotate or view.get("rotate")) and not rotation_skipped(view, min_age_hours, now):
             reason = "rotation asked for"
         elif settings.get("client_secret_needed"):
             reason = settings.get("client_secret_needed_reason") or "CE needs one"
@@ -215,10 +232,10 @@ def secrets_to_make(views, rotate=False):
     return entries
 
 
-def secret_handoff(views, result, rotate=False):
+def secret_handoff(views, result, rotate=False, min_age_hours=None):
     """Each CE tenant that needed a new secret: its own new secret, or the failure. When the task failed after making the
     secrets of some names (a policy refusing a later one), those CE tenants still get theirs."""
-    reasons = dict((e["name"], e["reason"]) for e in secrets_to_make(views, rotate))
+    reasons = dict((e["name"], e["reason"]) for e in secrets_to_make(views, rotate, min_age_hours))
     made = ((result or {}).get("app_secrets") or {})
     handoff = []
     for view in alive(views):
@@ -228,8 +245,9 @@ def secret_handoff(views, result, rotate=False):
         failures = list(view.get("failures") or [])
         if (result or {}).get("failed") and not own.get("client_secret"):
             failures.append(failure("Azure AD (new client secret)", (result or {}).get("msg")))
-        handoff.append({"host": view["host"], "fact": app_fact(result, view, view.get("app")), "failures": failures,
-                        "reason": reasons[view["secret_name"]]})
+        fact = app_fact(result, view, view.get("app"))
+        fact["client_secret_reason"] = reasons[view["secret_name"]]
+        handoff.append({"host": view["host"], "fact": fact, "failures": failures, "reason": reasons[view["secret_name"]]})
     return handoff
 
 
@@ -384,13 +402,64 @@ def retire_key_ids(view, grace_hours=None, now=None):
     if not older or not newest:
         return [], None
     proof = view.get("proof") or {}
-    if ce.get("client_secret_updated") and proof.get("mailboxes") and not proof.get("failed_mailboxes"):
-        return older, "CE runs on the new secret and the proof passed with it"
+    applied = (view.get("batch_update") or {}).get("status") == "succeeded" or (ce.get("batch_update") or {}).get("status") == "succeeded"
+    if ce.get("client_secret_updated") and applied and proof.get("mailboxes") and not proof.get("failed_mailboxes"):
+        return older, "CE runs on the new secret (applied by batch update) and the proof passed with it"
     held = ce.get("client_secret_held")
     start = parse_time(app.get("client_secret_start"))
     if grace_hours is not None and held and start and (now or utcnow()) - start >= datetime.timedelta(hours=float(grace_hours)):
         return older, "CE has held the newest secret for more than %s hours (grace period)" % grace_hours
     return [], None
+
+
+# -- the secret report -----------------------------------------------------------------------------------------------------
+def secret_report(views, warn_days=30, now=None):
+    """Days left of each CE tenant's own secret (playbooks/secret_report.yml): OK, WARNING within ``warn_days``, EXPIRED
+    when none is valid, ERROR when the app could not be read. Several valid secrets of its name mean a rotation is
+    unfinished: CE may hold any of them, so the soonest expiry counts."""
+    now = now or utcnow()
+    entries = []
+    for view in sorted(views, key=lambda v: v["host"]):
+        app = view.get("app") or {}
+        secrets = []
+        for secret in app.get("client_secrets") or []:
+            end = parse_time(secret.get("end_date_time"))
+            if secret.get("key_id") and end:
+                secrets.append(dict(secret, days_left=int((end - now).total_seconds() // 8640) / 10.0))
+        days_left = min((s["days_left"] for s in secrets), default=None)
+        if view.get("failures"):
+            status, note = "ERROR", one_line(view["failures"][-1].get("message"))
+        elif not app.get("app_id"):
+            status, note = "ERROR", "CE's app is not in this directory"
+        elif not secrets:
+            status, note = "EXPIRED", ("no valid secret named %s: CE cannot get a token; run playbooks/site.yml (it makes one and gives it "
+                                       "to CE)" % view["secret_name"])
+        elif days_left < float(warn_days):
+            status, note = "WARNING", ("expires in %s days (threshold %s): run playbooks/site.yml (it renews within the renewal window) "
+                                       "or playbooks/rotate_secret.yml" % (days_left, warn_days))
+        else:
+            status, note = "OK", ""
+        if status == "OK" and len(secrets) > 1:
+            note = "%d valid secrets of that name: a rotation is unfinished (the next run of site.yml retires the older ones once CE " \
+                   "is proven on the newest)" % len(secrets)
+        entries.append({"directory": view.get("tenant_id"), "app_id": app.get("app_id"), "secret_name": view["secret_name"],
+                        "ce_tenants": [view["host"]], "secrets": secrets, "expired_secrets": len(app.get("client_secret_expired_key_ids") or []),
+                        "days_left": days_left, "status": status, "note": note})
+    lines = []
+    for entry in entries:
+        lines.append("%-8s directory %s app %s secret '%s' (%s): %s%s" % (
+            entry["status"], entry["directory"], entry["app_id"] or "-", entry["secret_name"], ", ".join(entry["ce_tenants"]),
+            "%s days left" % entry["days_left"] if entry["days_left"] is not None else "no valid secret",
+            "; " + entry["note"] if entry["note"] else ""))
+        for secret in entry["secrets"]:
+            lines.append("    key %s from %s until %s: %s days left" % (secret["key_id"], secret.get("start_date_time"),
+                                                                        secret.get("end_date_time"), secret["days_left"]))
+        if entry["expired_secrets"]:
+            lines.append("    %d expired secret(s) of that name (removed by the next run of site.yml)" % entry["expired_secrets"])
+    bad = [e for e in entries if e["status"] != "OK"]
+    message = "%d CE tenant secret(s) need attention: %s" % (len(bad), "; ".join(
+        "%s %s (directory %s): %s" % (e["status"], ", ".join(e["ce_tenants"]), e["directory"], e["note"]) for e in bad)) if bad else ""
+    return {"entries": entries, "lines": lines, "bad": bad, "message": message}
 
 
 # -- the summary ---------------------------------------------------------------------------------------------------------
@@ -412,7 +481,10 @@ def summary_record(view):
         "email_connection": (ce.get("email_connection") or {}).get("name"),
         "ce_holds_current_secret": held,
         "failures": list(view.get("failures") or []),
+        "retired_key_ids": list(app.get("client_secret_removed_key_ids") or []),
     }
+    if app.get("client_secret_created") and app.get("client_secret_reason"):
+        record["new_secret"] = {"key_id": app.get("client_secret_key_id"), "reason": app["client_secret_reason"]}
     if proof.get("mailboxes") is not None:
         record["logins"] = {"checked": True, "ok": sum(1 for m in proof["mailboxes"] if m.get("ok")), "of": len(proof["mailboxes"])}
     elif (proof or ce) and not record["failures"]:
@@ -440,6 +512,11 @@ def summary_line(record):
     elif logins:
         parts.append("logins not checked: %s" % logins["reason"])
     lines = ["  ".join(parts)]
+    if record.get("new_secret"):
+        lines.append("    new client secret %s for this CE tenant (%s)%s" % (record["new_secret"]["key_id"], record["new_secret"]["reason"],
+                                                                           "; CE holds it" if record["ce_holds_current_secret"] else ""))
+    if record.get("retired_key_ids"):
+        lines.append("    retired secret(s) %s" % ", ".join(record["retired_key_ids"]))
     if record.get("adopted"):
         lines.append("    adopted CE's app made by hand (app id %s)" % record["app_id"])
     if record.get("repaired_object_id"):

@@ -1,0 +1,271 @@
+# -*- coding: utf-8 -*-
+"""The fleet's decisions (plugins/plugin_utils/fleet.py): who stands for what, who gets a secret and when, what the proof
+may log in with, which secrets go, and what the summary says."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+
+import pytest
+
+from ansible_collections.ceops.exchange_oauth.plugins.plugin_utils import fleet
+
+CONTOSO, FABRIKAM = "6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51", "7a2b3c4d-2b3c-4d5e-9f0a-1b2c3d4e5f62"
+EMEA, US = "https://ce.example/emea", "https://ce.example/us"
+NOW = datetime.datetime(2026, 12, 7, 12, 0, tzinfo=datetime.timezone.utc)
+
+
+def view(host, tenant_id=CONTOSO, deployment=EMEA, **extra):
+    base = {"host": host, "ce_tenant": host, "tenant_id": tenant_id, "deployment": deployment, "failures": [], "mailboxes": [],
+            "per_ce_tenant": False, "sends": False, "rotate": False}
+    base.update(extra)
+    base.setdefault("secret_name", fleet.secret_name(base))
+    return base
+
+
+# -- the fleet model ------------------------------------------------------------------------------------------------------
+def test_one_lead_per_app_and_per_deployment_the_first_by_name_whatever_the_order():
+    views = [view("umbrella", deployment=US), view("globex"), view("initech", FABRIKAM), view("acme"), view("stark", FABRIKAM, US)]
+    entries = dict((e["name"], e) for e in fleet.elect(list(reversed(views))))
+    assert entries["acme"]["groups"] == [fleet.APP_GROUP, fleet.DEPLOYMENT_GROUP]
+    assert entries["acme"]["ceops_app_unit"] == {"key": CONTOSO, "tenant_id": CONTOSO, "members": ["acme", "globex", "umbrella"]}
+    assert entries["acme"]["ceops_deployment_unit"]["members"] == ["acme", "globex", "initech"]
+    assert entries["initech"]["groups"] == [fleet.APP_GROUP] and entries["initech"]["ceops_app_unit"]["members"] == ["initech", "stark"]
+    assert entries["stark"]["groups"] == [fleet.DEPLOYMENT_GROUP] and entries["stark"]["ceops_deployment_unit"]["members"] == ["stark", "umbrella"]
+    assert "globex" not in entries and "umbrella" not in entries
+
+
+def test_one_app_per_ce_tenant_makes_each_its_own_lead():
+    entries = fleet.elect([view("acme", per_ce_tenant=True), view("globex", per_ce_tenant=True)])
+    units = [e["ceops_app_unit"] for e in entries if "ceops_app_unit" in e]
+    assert [u["members"] for u in units] == [["acme"], ["globex"]] and units[0]["key"] == CONTOSO + "/acme"
+    assert fleet.secret_name(view("acme", per_ce_tenant=True)) == "CE mailbox access"
+    assert fleet.secret_name(view("acme")) == "CE mailbox access (acme)"
+
+
+def test_a_failed_ce_tenant_leads_nothing_and_one_with_a_broken_inventory_fails_naming_what_is_missing():
+    entries = dict((e["name"], e) for e in fleet.elect([
+        view("acme", failures=[fleet.failure("AWX credentials", "no file")]), view("globex"), view("bad", tenant_id=None, deployment="")]))
+    assert entries["globex"]["ceops_app_unit"]["members"] == ["globex"]
+    assert "acme" not in entries
+    problem = entries["bad"]["ceops_failures"][0]
+    assert problem["part"] == "Inventory" and "ms_tenant_id is not set" in problem["message"] and "ce_url is not set" in problem["message"]
+    assert entries["bad"]["groups"] == []
+
+
+def test_ce_tenants_taking_mailboxes_from_the_portal_get_a_group_of_their_own():
+    entries = dict((e["name"], e) for e in fleet.elect([view("acme"), view("globex", mailboxes_from_portal=True)]))
+    assert entries["globex"]["groups"] == [fleet.PORTAL_MAILBOXES_GROUP]
+
+
+# -- the Azure AD part ----------------------------------------------------------------------------------------------------
+def test_the_app_sends_when_any_inventory_ce_tenant_of_the_directory_sends():
+    assert fleet.exchange_permissions(["IMAP.AccessAsApp"], [view("acme"), view("umbrella", sends=True)]) == \
+        ["IMAP.AccessAsApp", "SMTP.SendAsApp"]
+    assert fleet.exchange_permissions(["IMAP.AccessAsApp"], [view("acme")]) == ["IMAP.AccessAsApp"]
+
+
+def test_the_report_reads_each_live_members_own_secret_with_its_own_lifetime():
+    views = [view("acme"), view("globex", lifetime_days=90, renew_before_days=7), view("gone", failures=[{"part": "x"}])]
+    assert fleet.secret_report_entries(views, 365, 30) == [
+        {"name": "CE mailbox access (acme)", "report_only": True, "lifetime_days": 365, "renew_before_days": 30},
+        {"name": "CE mailbox access (globex)", "report_only": True, "lifetime_days": 90, "renew_before_days": 7}]
+
+
+AZURE_RESULT = {"tenant_id": CONTOSO, "app_id": "app-1", "object_id": "obj-1", "service_principal_id": "sp-1", "found_by": "adopted",
+                "adopted": True, "app_secrets": {
+                    "CE mailbox access (acme)": {"name": "CE mailbox access (acme)", "created": True, "client_secret": "s3cret-acme",
+                                                 "key_id": "k-acme", "start_date_time": "2026-12-07T11:00:00Z", "secrets": [{"key_id": "k-acme"}]},
+                    "CE mailbox access (globex)": {"name": "CE mailbox access (globex)", "created": False, "key_id": "k-globex",
+                                                   "start_date_time": "2026-01-01T00:00:00Z", "due": None, "secrets": [{"key_id": "k-globex"}]}}}
+
+
+def test_each_member_gets_the_apps_ids_and_only_its_own_secret():
+    handoff = dict((h["host"], h) for h in fleet.app_handoff([view("acme"), view("globex")], AZURE_RESULT))
+    assert handoff["acme"]["fact"]["client_secret"] == "s3cret-acme" and handoff["acme"]["fact"]["app_id"] == "app-1"
+    assert "client_secret" not in handoff["globex"]["fact"] and handoff["globex"]["fact"]["client_secret_key_id"] == "k-globex"
+    assert "s3cret-acme" not in str(handoff["globex"])
+    assert handoff["acme"]["fact"]["adopted"] is True and handoff["acme"]["failures"] == []
+
+
+def test_a_failed_unit_fails_every_live_member_with_the_leads_message_and_keeps_earlier_failures():
+    earlier = fleet.failure("CE mailboxes", "no connection")
+    handoff = fleet.app_handoff([view("acme"), view("globex", failures=[earlier])], {"failed": True, "msg": "AADSTS7000215 bad secret"})
+    assert [h["host"] for h in handoff] == ["acme"]
+    assert handoff[0]["failures"] == [{"part": "Azure AD", "task": "", "message": "AADSTS7000215 bad secret"}]
+
+
+@pytest.mark.parametrize("settings,app,rotate,reason", [
+    ({"client_secret_needed": True, "client_secret_needed_reason": "CE's settings name app X"}, {}, False, "CE's settings name app X"),
+    ({"client_secret_held": True}, {"client_secret_due": "the newest expires 2026-12-20T00:00:00Z"}, False, "the newest expires 2026-12-20"),
+    ({"client_secret_held": True}, {}, True, "rotation asked for"),
+    ({"client_secret_held": True}, {"client_secret_due": None}, False, None),
+])
+def test_a_new_secret_only_for_a_ce_tenant_whose_ce_needs_one_or_whose_secret_is_due(settings, app, rotate, reason):
+    entries = fleet.secrets_to_make([view("acme", settings=settings, app=app)], rotate=rotate)
+    if reason is None:
+        assert entries == []
+    else:
+        assert len(entries) == 1 and entries[0]["name"] == "CE mailbox access (acme)" and entries[0]["rotate"] is True
+        assert entries[0]["reason"].startswith(reason)
+        assert fleet.azuread_secret_entries(entries) == [dict((k, v) for k, v in entries[0].items() if k != "reason")]
+
+
+def test_no_secret_for_a_ce_tenant_that_failed_earlier():
+    failed = view("old", settings={"client_secret_needed": True}, failures=[fleet.failure("CE", "requires CE 7.4 CU4")])
+    assert fleet.secrets_to_make([failed]) == []
+
+
+def test_when_making_secrets_fails_half_way_the_ce_tenants_whose_secret_was_made_still_get_it():
+    views = [view("acme", settings={"client_secret_needed": True}), view("globex", settings={"client_secret_needed": True})]
+    result = {"failed": True, "msg": "Credential lifetime exceeds the max value allowed as per assigned policy",
+              "app_secrets": {"CE mailbox access (acme)": AZURE_RESULT["app_secrets"]["CE mailbox access (acme)"]}}
+    handoff = dict((h["host"], h) for h in fleet.secret_handoff(views, result))
+    assert handoff["acme"]["failures"] == [] and handoff["acme"]["fact"]["client_secret"] == "s3cret-acme"
+    assert handoff["globex"]["failures"][0]["part"] == "Azure AD (new client secret)"
+
+
+# -- the Exchange Online part ------------------------------------------------------------------------------------------------
+def test_mailboxes_are_the_union_of_the_live_members_lower_cased():
+    views = [view("acme", mailboxes=["A@x.example", "b@x.example "]), view("globex", mailboxes=["a@X.example", "c@x.example"]),
+             view("gone", mailboxes=["d@x.example"], failures=[{"part": "x"}])]
+    assert fleet.unit_mailboxes(views) == ["a@x.example", "b@x.example", "c@x.example"]
+
+
+def test_a_mailbox_fails_only_the_ce_tenants_that_list_it():
+    records = [{"mailbox": "a@x.example", "result": "added"}, {"mailbox": "gone@x.example", "result": "failed", "message": "does not exist",
+                                                               "request_id": "r-1"}]
+    handoff = dict((h["host"], h) for h in fleet.exchange_handoff(
+        [view("acme", mailboxes=["a@x.example", "Gone@x.example"]), view("globex", mailboxes=["a@x.example"])],
+        {"object_id": "sp-1", "actions": []}, {"mailboxes": records}, {"app_id": "app-1"}))
+    assert [r["mailbox"] for r in handoff["globex"]["fact"]["mailboxes"]] == ["a@x.example"] and handoff["globex"]["failures"] == []
+    assert "gone@x.example" not in str(handoff["globex"])
+    message = handoff["acme"]["failures"][0]["message"]
+    assert "1 of 2 mailboxes" in message and "does not exist (request id r-1)" in message and "ce_mailboxes" in message
+
+
+def test_an_unknown_app_fails_the_directory_outside_a_plan_only():
+    failing = fleet.exchange_handoff([view("acme")], {"skipped": True}, {"skipped": True}, {})
+    assert "ms_apps['%s']" % CONTOSO in failing[0]["failures"][0]["message"]
+    assert fleet.exchange_handoff([view("acme")], {"skipped": True}, {"skipped": True}, {}, check_mode=True)[0]["failures"] == []
+
+
+# -- the CE part ---------------------------------------------------------------------------------------------------------------
+def test_the_gateway_hands_its_own_name_and_fails_senders_on_a_release_without_sending():
+    result = {"email_gateway": {"name": "Office 365"}, "adopted": True, "ce_version": "7.4.4", "ce_capabilities": ["oauth_receive_imap"]}
+    handoff = dict((h["host"], h) for h in fleet.gateway_handoff([view("acme"), view("globex", sends=True)], result, "Exchange Online"))
+    assert handoff["acme"]["fact"] == {"gateway": "Office 365", "ce_version": "7.4.4", "capabilities": ["oauth_receive_imap"], "adopted": True}
+    assert handoff["acme"]["failures"] == []
+    assert "oauth_send_smtp" in handoff["globex"]["failures"][0]["message"] and "ce_send_with_oauth: false" in handoff["globex"]["failures"][0]["message"]
+    # Not managed (skipped): the configured name, nothing known of the release, nobody fails.
+    skipped = fleet.gateway_handoff([view("acme", sends=True)], {"skipped": True}, "Exchange Online")
+    assert skipped[0]["fact"]["gateway"] == "Exchange Online" and skipped[0]["failures"] == []
+
+
+def test_ce_result_takes_the_delivery_over_the_first_read():
+    settings = {"oauth_settings": {"client_id": "other"}, "client_secret_held": False, "client_secret_needed": True}
+    delivery = {"oauth_settings": {"client_id": "app-1"}, "client_secret_held": True, "client_secret_updated": True}
+    merged = fleet.ce_result(settings, delivery, {"email_connection": {"name": "Mail"}, "mailboxes": ["a@x.example"], "ce_version": "7.6.0"})
+    assert merged["oauth_settings"]["client_id"] == "app-1" and merged["client_secret_held"] and merged["client_secret_updated"]
+    assert merged["client_secret_needed"] is False and merged["email_connection"]["name"] == "Mail"
+    assert fleet.ce_result(settings, {"skipped": True})["client_secret_held"] is False
+
+
+def test_a_plan_starts_a_batch_update_when_any_task_of_the_deployment_would_change():
+    assert fleet.deployment_changed([view("acme", connection={"changed": True})])
+    assert fleet.deployment_changed([view("acme")], {"changed": True})
+    assert not fleet.deployment_changed([view("acme", settings={"changed": False}), view("b", connection={"changed": True}, failures=[{}])])
+
+
+# -- the proof -------------------------------------------------------------------------------------------------------------
+def test_the_proof_uses_a_secret_only_when_ce_holds_it():
+    app = {"app_id": "app-1", "client_secret": "made-now"}
+    assert fleet.proof_secret({"client_secret_updated": True}, app) == ("made-now", None)
+    # Made now but not given to CE (another run's got there first, or CE kept another app's): it proves nothing about CE.
+    secret, why = fleet.proof_secret({"client_secret_superseded": True, "client_secret_held": True}, app)
+    assert secret is None and "another run" in why
+    assert fleet.proof_secret({"client_secret_held": False}, app)[0] is None
+    # A secret from Vault: only where CE holds a current secret of CE's app, or when the CE part did not run.
+    assert fleet.proof_secret({"client_secret_held": True}, {"app_id": "app-1"}, "from-vault") == ("from-vault", None)
+    assert fleet.proof_secret({"client_secret_held": False}, {"app_id": "app-1"}, "from-vault")[0] is None
+    assert fleet.proof_secret({}, {"app_id": "app-1"}, "from-vault", ce_part_ran=False) == ("from-vault", None)
+    assert "not available to this run" in fleet.proof_secret({"client_secret_held": True}, {"app_id": "app-1"})[1]
+
+
+# -- retiring secrets ------------------------------------------------------------------------------------------------------
+def retiring(ce, proof=None, start="2026-12-07T11:00:00Z", created=True, batch="succeeded"):
+    app = {"client_secret_key_id": "new", "client_secret_start": start, "client_secret_created": created,
+           "client_secrets": [{"key_id": "new"}, {"key_id": "old"}]}
+    return view("acme", app=app, ce=ce, proof=proof or {}, batch_update={"status": batch} if batch else None)
+
+
+def test_older_secrets_go_only_after_ce_runs_on_the_new_one_and_the_proof_passed():
+    proven = {"mailboxes": [{"ok": True}], "failed_mailboxes": []}
+    delivered = {"client_secret_updated": True, "client_secret_held": True}
+    assert fleet.retire_key_ids(retiring(delivered, proven))[0] == ["old"]
+    assert fleet.retire_key_ids(retiring({"client_secret_updated": True}, {"mailboxes": [{"ok": False}], "failed_mailboxes": ["a"]}))[0] == []
+    assert fleet.retire_key_ids(retiring(delivered))[0] == []
+    # Stored in the Portal but not applied to the mail servers (no batch update): CE still runs on an older one.
+    assert fleet.retire_key_ids(retiring(delivered, proven, batch=None))[0] == []
+    assert fleet.retire_key_ids(retiring(delivered, proven, batch="failed"))[0] == []
+
+
+def test_without_a_proof_the_grace_period_decides():
+    held = {"client_secret_held": True}
+    assert fleet.retire_key_ids(retiring(held, start="2026-12-06T11:00:00Z", created=False), grace_hours=12, now=NOW)[0] == ["old"]
+    assert fleet.retire_key_ids(retiring(held, start="2026-12-07T10:00:00Z", created=False), grace_hours=12, now=NOW)[0] == []
+    assert fleet.retire_key_ids(retiring(held, start="2026-12-01T00:00:00Z", created=False), grace_hours=None, now=NOW)[0] == []
+    # Not held: CE may still use an older one.
+    assert fleet.retire_key_ids(retiring({}, start="2026-12-01T00:00:00Z", created=False), grace_hours=1, now=NOW)[0] == []
+
+
+def test_the_new_secret_ce_did_not_take_goes_and_nothing_else():
+    assert fleet.retire_key_ids(retiring({"client_secret_superseded": True, "client_secret_held": True}))[0] == ["new"]
+
+
+# -- the summary -----------------------------------------------------------------------------------------------------------
+def test_ok_is_ces_truth_and_a_failed_ce_tenant_still_shows_what_is_known():
+    converged = view("acme", mailboxes=["a@x.example"], app={"app_id": "app-1", "service_principal_id": "sp-1"},
+                     access={"mailboxes": [{"mailbox": "a@x.example", "result": "unchanged"}]},
+                     ce={"client_secret_held": True, "email_connection": {"name": "Mail"}, "oauth_settings": {"client_id": "app-1"}})
+    failed = view("globex", app={"app_id": "app-1", "service_principal_id": "sp-1"},
+                  failures=[fleet.failure("CE", "boom\x00\x07 with\nlines")])
+    plan = view("initech", ce={"client_secret_held": False, "email_connection": {"name": "Mail"}, "oauth_settings": {"client_id": "x"}})
+    done = fleet.summary([failed, converged, plan])
+    records = dict((r["host"], r) for r in done["records"])
+    assert records["acme"]["status"] == "ok" and records["globex"]["status"] == "FAILED" and records["initech"]["status"] == "not converged"
+    assert done["counts"] == {"tenants": 3, "ok": 1, "failed": 1}
+    lines = done["lines"]
+    acme = next(line for line in lines if line.startswith("acme"))
+    assert "app app-1" in acme and "sp sp-1" in acme and "FullAccess 1/1" in acme and "CE Mail" in acme
+    assert "logins not checked: CE's client secret is not available to this run" in acme
+    globex = lines[lines.index(next(line for line in lines if line.startswith("globex"))) + 1]
+    assert globex == "    CE: boom   with lines"  # control characters and NUL bytes never reach the summary
+    assert "app app-1" in next(line for line in lines if line.startswith("globex"))
+
+
+def test_a_rotation_leaves_alone_a_ce_tenant_whose_only_secret_is_young_and_held():
+    young = view("acme", app={"client_secret_start": "2026-12-07T06:00:00Z", "client_secrets": [{"key_id": "k"}]},
+                 settings={"client_secret_held": True})
+    assert "only secret is 6.0 h old" in fleet.rotation_skipped(young, 24, NOW)
+    assert fleet.secrets_to_make([young], rotate=True, min_age_hours=24, now=NOW) == []
+    assert fleet.secrets_to_make([young], rotate=True, min_age_hours=None, now=NOW)[0]["reason"] == "rotation asked for"
+    two = dict(young, app=dict(young["app"], client_secrets=[{"key_id": "k"}, {"key_id": "j"}]))
+    assert fleet.rotation_skipped(two, 24, NOW) is None  # an unfinished rotation: only a new one finishes it
+    unheld = dict(young, settings={"client_secret_held": False})
+    assert fleet.rotation_skipped(unheld, 24, NOW) is None
+
+
+def test_the_secret_report_counts_days_to_the_soonest_expiry_and_says_what_to_run():
+    def app(*ends):
+        return {"app_id": "app-1", "client_secrets": [{"key_id": "k%d" % i, "end_date_time": end} for i, end in enumerate(ends)]}
+    views = [view("acme", app=app("2027-06-01T00:00:00Z")), view("globex", app=app("2026-12-17T12:00:00Z", "2027-12-01T00:00:00Z")),
+             view("hooli", app=app()), view("initech", app={}), view("stark", app=app("2027-06-01T00:00:00Z", "2027-07-01T00:00:00Z"))]
+    report = fleet.secret_report(views, warn_days=30, now=NOW)
+    status = dict((e["ce_tenants"][0], (e["status"], e["days_left"])) for e in report["entries"])
+    assert status == {"acme": ("OK", 175.5), "globex": ("WARNING", 10.0), "hooli": ("EXPIRED", None), "initech": ("ERROR", None),
+                      "stark": ("OK", 175.5)}
+    assert [e["ce_tenants"][0] for e in report["bad"]] == ["globex", "hooli", "initech"]
+    assert "rotation is unfinished" in next(e["note"] for e in report["entries"] if e["ce_tenants"] == ["stark"])
+    assert report["lines"][0].startswith("OK       directory %s app app-1 secret 'CE mailbox access (acme)' (acme): 175.5 days left" % CONTOSO)
