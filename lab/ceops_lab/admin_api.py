@@ -8,7 +8,7 @@ import re
 
 from . import tokens
 from .faults import FaultError
-from .server import Response, Service
+from .service import Response, Service
 
 
 class AdminError(Exception):

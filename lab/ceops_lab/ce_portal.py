@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from .ce_portal_state import (KNOWN_CAPABILITIES, SETTING_DEFAULTS, TENANT_NAME, Deployment, PortalError, capabilities_for, load_ce_seed,
                               make_credentials, not_found, paginate, parse_version, validation_failed)
-from .server import Response, Service
+from .service import Response, Service
 
 PREFIX = re.compile(r"^/(?P<deployment>[^/]+)/api/v1(?P<rest>/.*)?$")
 # (pattern of the path below /api/v1, counter template, {method: handler name})

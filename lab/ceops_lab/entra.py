@@ -17,7 +17,7 @@ import uuid
 from urllib.parse import unquote_plus
 
 from . import jwt, tokens
-from .server import Response, Service
+from .service import Response, Service
 from .state import iso, parse_iso
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

@@ -133,7 +133,7 @@ from xml.sax.saxutils import escape
 
 from . import exchange_state as exo
 from . import winrm_ntlm
-from .server import Response, Service
+from .service import Response, Service
 
 SCRIPT_BEGIN = "----- BEGIN CEOPS EXO SCRIPT -----"
 SCRIPT_END = "----- END CEOPS EXO SCRIPT -----"
