@@ -143,11 +143,15 @@ class LabAdmin:
         query = "?service=%s" % urllib.parse.quote(service) if service else ""
         return self._call("DELETE", "/faults" + query)
 
-    def fail_next(self, service, status, method="*", path_regex="", count=1, body=None, **extra):
-        """Make the next `count` matching requests fail with `status`; pass retry_after=N or None."""
+    def fail_next(self, service, status, method="*", path_regex="", count=1, body=None, body_regex=None, **extra):
+        """Answer the next `count` matching requests with `status` (and `body`, JSON) instead of the service; pass
+        retry_after=N or None. `body_regex` also matches the raw request body, e.g. an Exchange InvokeCommand of one
+        cmdlet with one Identity. Any status may be given, 200 included: a lookup then returns the object in `body`."""
         rule = dict(extra, method=method, path_regex=path_regex, status=status, count=count)
         if body is not None:
             rule["body"] = body
+        if body_regex is not None:
+            rule["body_regex"] = body_regex
         return self.set_faults(service, fail_next=[rule])
 
     def kill_client(self, pid, endpoint_regex, after=1, service="*", signal="KILL"):

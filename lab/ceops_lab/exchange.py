@@ -111,6 +111,7 @@ def error_body(exc, warnings=()):
 
 class ExchangeService(Service):
     name = "exchange"
+    journaled = True
 
     def ansible_vars(self):
         return {"lab_exchange_endpoint": self.url}

@@ -19,8 +19,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .ca import CertificateAuthority, SelfSignedIdentity
-from .counters import Counters
+from . import journal
+from .counters import READ_METHODS, Counters
 from .faults import Faults
+from .seeding import seed_directory
 from .service import Request
 from .services import SERVICE_CLASSES
 from .state import World, load_seed
@@ -101,11 +103,12 @@ class Lab:
             identity.write_pem(path)
             self.automation_certificates[entry["name"]] = identity
             self.automation_certificate_paths[entry["name"]] = path
-        self.world = World(self.seed, self.automation_certificates)
+        self.world = World(self.seed, self.automation_certificates, seeders=[seed_directory])
         self.default_consistency_window = float(consistency_window or 0)
         self.default_latency_ms = int(latency_ms or 0)
         self.faults = Faults(self._fault_defaults())
         self.counters = Counters()
+        self.journal = journal.Journal()
         self.services = {}
         for service_class in SERVICE_CLASSES:
             self.services[service_class.name] = service_class(self)
@@ -138,6 +141,7 @@ class Lab:
         for service in self.services.values():
             service.reset()
         self.counters.reset()
+        self.journal.reset()
         self.faults = Faults(self._fault_defaults())
 
     def url(self, service):
@@ -156,31 +160,40 @@ class Lab:
             delay = self.faults.latency_seconds(service.name)
             if delay:
                 time.sleep(delay)
-            fault = self.faults.pick(service.name, request.method, request.raw_path)
+            fault = self.faults.pick(service.name, request.method, request.raw_path, request.body)
             if fault is not None:
                 faulted = True
                 retry_after = self.faults.resolve_retry_after(service.name, fault)
                 response = service.fault_response(request, fault["status"], retry_after, fault.get("body"))
         if response is None:
+            journal.begin()
             try:
                 response = service.handle(request)
             except Exception as exc:  # noqa: BLE001 - a lab bug must answer 500, not drop the connection
                 LOG.exception("%s %s %s failed", service.name, request.method, request.raw_path)
                 response = service.error_response(request, exc)
+            finally:
+                notes = journal.end()
+        else:
+            notes = []
         response.headers.setdefault("request-id", request.request_id)
         response.headers.setdefault("client-request-id", request.client_request_id or request.request_id)
-        self._write(handler, request, response)
         directory = None
         try:
             directory = service.directory_of(request)
-        except Exception:  # noqa: BLE001 - counting must never break a response already sent
+        except Exception:  # noqa: BLE001 - counting must never break a response
             LOG.debug("directory_of failed", exc_info=True)
         try:
             counted_method = service.counted_method(request)
-        except Exception:  # noqa: BLE001 - counting must never break a response already sent
+        except Exception:  # noqa: BLE001 - counting must never break a response
             counted_method = request.method
         endpoint = service.endpoint(request)
+        # Counted and journaled before the answer leaves, so a client that reads them right after sees its request.
         self.counters.record(service.name, counted_method, endpoint, response.status, directory=directory, faulted=faulted)
+        if service.journaled and counted_method.upper() not in READ_METHODS:
+            self.journal.record(service.name, request.method, endpoint, response.status, notes, faulted=faulted,
+                                request_id=request.request_id, **service.journal_scope(directory))
+        self._write(handler, request, response)
         LOG.info("%s %s %s %s request-id=%s%s", service.name, request.method, _log_path(request), response.status,
                  request.request_id, " (fault)" if faulted else "")
         if service.faultable:

@@ -79,6 +79,9 @@ class Service:
     # then calls start() in bind() (which sets self.url) and stop() when it stops, instead of
     # binding an HTTPS server for it; lab.json lists it under "listeners", not "services".
     http = True
+    # True for services whose write requests change the emulated world (Graph, Exchange, the CE Portal): Lab.dispatch
+    # files each such request in the write journal (journal.py) with the objects the service noted.
+    journaled = False
 
     def __init__(self, lab):
         self.lab = lab
@@ -93,6 +96,10 @@ class Service:
     def directory_of(self, request):
         """Tenant id the request belongs to, for per-directory counters; None if unknown."""
         return request.directory
+
+    def journal_scope(self, directory):
+        """Where a journaled request belongs, from directory_of(): {"directory": tenant id} (the CE Portal overrides)."""
+        return {"directory": directory}
 
     def counted_method(self, request):
         """The method the counters classify a request by (GET/HEAD = read): RPC-style services
