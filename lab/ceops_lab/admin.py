@@ -168,6 +168,38 @@ class LabAdmin:
         rule = {"endpoint_regex": endpoint_regex, "parties": int(parties), "timeout": timeout}
         return self.set_faults(service, barrier=[rule])
 
+    # ----- the write journal, provenance and CE's truth (journal.py, provenance.py, foreign.py, oracle.py) ----------------
+    def journal(self, since=0, service=None):
+        """Write requests the lab answered, oldest first: [{seq, time, service, directory, deployment, ce_tenant, method,
+        endpoint, status, faulted, request_id, objects: [{kind, id, provenance, action, fields?}]}] after `since`."""
+        query = {"since": int(since)}
+        if service:
+            query["service"] = service
+        return self._call("GET", "/journal?" + urllib.parse.urlencode(query))["entries"]
+
+    def reset_journal(self):
+        """Empty the journal (reset_counters() and reset() empty it too)."""
+        return self._call("POST", "/journal/reset")
+
+    def provenance(self):
+        """Every object and sub-object with a provenance tag: [{service, scope, kind, id, provenance}]."""
+        return self._call("GET", "/provenance")["value"]
+
+    def foreign_state(self):
+        """Everything tagged "foreign" as it is now, {service: {scope: {kind: {id: view}}}}: equal before and after a
+        run when nothing foreign was touched."""
+        return self._call("GET", "/foreign-state")
+
+    def foreign_writes(self, since=0):
+        """Journal entries that addressed or changed a foreign-tagged object."""
+        return [entry for entry in self.journal(since) if any(o["provenance"] == "foreign" for o in entry["objects"])]
+
+    def ce_login_oracle(self, deployment, tenant):
+        """Whether CE's mail servers would log in now, per email connection and mailbox, with the tenant's applied
+        configuration, and why not (oracle.py): {ok, causes, connections: [{oauth_settings, directory, app, secret
+        (whose secret CE holds; never the secret), token, exchange_service_principal, mailboxes, causes, ok}]}."""
+        return self._call("GET", "/oracle/ce-login/%s/%s" % (urllib.parse.quote(deployment), urllib.parse.quote(tenant)))
+
     def directories(self):
         return self._call("GET", "/directories")["value"]
 

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from . import journal, provenance
 from .provenance import tag_of
+from .state import parse_seed_time
 
 SEED_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ce_seed.json")
 DEFAULT_LIMIT = 50
@@ -43,9 +44,12 @@ SETTING_DEFAULTS = {"update_seconds": 1.0, "fail_next_update": None, "update_fai
 RANDOM_FAILURE = "Mail server mail01.%s.ce.lab did not confirm the new configuration within the time limit."
 
 
+# A generated fleet (ceops_lab.fleet) or a named world (ceops_lab.worlds) points this at its own CE seed.
+CE_SEED_ENV = "CEOPS_LAB_CE_SEED"
+
+
 def load_ce_seed(path=None):
-    # A generated fleet (ceops_lab.fleet) points CEOPS_LAB_CE_SEED at its own CE seed.
-    path = path or os.environ.get("CEOPS_LAB_CE_SEED") or SEED_FILE
+    path = path or os.environ.get(CE_SEED_ENV) or SEED_FILE
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
@@ -402,7 +406,7 @@ class Deployment:
                 obj = self._seeded(item, default_provenance, self._insert(tenant.oauth_settings, item["id"], fields))
                 self._store_secret(obj, secret)
                 if item.get("client_secret_updated_at"):  # settings made by hand long ago
-                    obj["_secret_updated_at"] = item["client_secret_updated_at"]
+                    obj["_secret_updated_at"] = rfc3339(parse_seed_time(item["client_secret_updated_at"]))
             for item in spec.get("email_connections") or []:
                 self._seeded(item, default_provenance, self._insert(tenant.connections, item["id"], validate_connection(item)))
         self.applied = self._config()

@@ -5,6 +5,8 @@ mailbox permissions. World.reset calls seed_directory() for every directory afte
 
 The seed format (every key optional; "provenance" on any item overrides the seed's "default_provenance"):
 
+Dates may be relative to the moment the world is built: "now-365d", "now+30d" (state.parse_seed_time).
+
   directories[].applications[]:
     {"displayName", "application_object_id", "app_id", "createdDateTime", "provenance",
      "fields": {<any other application property, e.g. "signInAudience", "notes">},
@@ -26,7 +28,7 @@ import uuid
 
 from . import exchange_state as exo
 from . import provenance
-from .state import assignment_id, parse_iso
+from .state import assignment_id, iso, parse_seed_time
 
 
 def seed_directory(directory, entry, seed):
@@ -61,7 +63,8 @@ def _seed_application(directory, spec, default):
     tag = _tag_of(spec, default, where)
     fields = dict(spec.get("fields") or {}, displayName=spec["displayName"])
     app = directory.create_application(fields, object_id=spec["application_object_id"], app_id=spec["app_id"])
-    app["createdDateTime"] = spec.get("createdDateTime", app["createdDateTime"])
+    if spec.get("createdDateTime"):
+        app["createdDateTime"] = iso(parse_seed_time(spec["createdDateTime"]))
     app["_created"] = 0.0  # seeded objects are visible from the start
     provenance.set_tag(app, tag)
     by_resource = {}
@@ -77,7 +80,7 @@ def _seed_application(directory, spec, default):
                 app["_rra_provenance"][provenance.rra_key(resource["appId"], role_id, access_type)] = item_tag
     app["requiredResourceAccess"] = list(by_resource.values())
     for secret in spec.get("password_credentials") or []:
-        directory.add_password(app, secret.get("displayName"), parse_iso(secret["startDateTime"]), parse_iso(secret["endDateTime"]),
+        directory.add_password(app, secret.get("displayName"), parse_seed_time(secret["startDateTime"]), parse_seed_time(secret["endDateTime"]),
                                secret_text=secret["secretText"], key_id=secret["keyId"])
         stored = app["_secrets"][secret["keyId"]]
         stored["created"] = 0.0
@@ -95,7 +98,7 @@ def _seed_application(directory, spec, default):
             assignment = directory.create_assignment(sp, resource, role_id, assignment_key=assignment_id(sp["id"], salt=grant["resource"] + ":" + value),
                                                      seeded=True)
             if grant.get("createdDateTime"):
-                assignment["createdDateTime"] = grant["createdDateTime"]
+                assignment["createdDateTime"] = iso(parse_seed_time(grant["createdDateTime"]), fraction=True)
             provenance.set_tag(assignment, grant_tag)
 
 
@@ -125,6 +128,9 @@ def _tag_directory(directory, tag):
         for stored in app["_secrets"].values():
             if stored.get("provenance") is None:
                 stored["provenance"] = tag
+        requested = app.setdefault("_rra_provenance", {})
+        for key in provenance.rra_entries(app):
+            requested.setdefault(key, tag)
     for sp in directory.service_principals.values():
         provenance.set_tag(sp, tag)
     for assignment in directory.assignments.values():

@@ -19,7 +19,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .ca import CertificateAuthority, SelfSignedIdentity
-from . import journal
+from . import journal, worlds
 from .counters import READ_METHODS, Counters
 from .faults import Faults
 from .seeding import seed_directory
@@ -272,13 +272,14 @@ class Lab:
             "ca_file": self.ca_file,
             "log_file": os.path.join(self.state_dir, "lab.log"),
             "started_at": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "world": worlds.current(),
             "vars_file": os.path.join(self.state_dir, "lab-vars.yml"),
             "services": {name: {"url": service.url} for name, service in self.services.items() if service.http},
             "listeners": {name: {"url": service.url} for name, service in self.services.items() if not service.http},
         }
 
     def ansible_vars(self):
-        result = {"lab_ca_path": self.ca_file}
+        result = {"lab_ca_path": self.ca_file, "lab_world": worlds.current()}
         for service in self.services.values():
             result.update(service.ansible_vars())
         directories = {}

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import string
 import threading
@@ -63,6 +64,18 @@ def parse_iso(text):
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
     return moment
+
+
+_RELATIVE = re.compile(r"^now([+-]\d+)d$")
+
+
+def parse_seed_time(text, now=None):
+    """A date in a seed: ISO 8601, or "now-365d" / "now+30d" (days from now, resolved when the world is built, so a
+    seeded secret stays current or expired whatever the date the lab runs on)."""
+    match = _RELATIVE.match(str(text).strip()) if isinstance(text, str) else None
+    if match:
+        return (now or utcnow()) + datetime.timedelta(days=int(match.group(1)))
+    return parse_iso(text)
 
 
 def public(obj):
