@@ -70,12 +70,16 @@ class CePortalService(Service):
     name = "ce"
     journaled = True
 
-    def __init__(self, lab):
+    def __init__(self, lab, seed=None, credentials=None, clock=None, id_factory=None):
+        """The Lab builds it from ce_seed.json. Unit tests of the collection's CE client run the same Portal in-process
+        (no Lab, no server: `lab` then only needs `faults`) with their own seed, credentials, a virtual clock and
+        predictable ids."""
         super().__init__(lab)
         self.lock = threading.RLock()
         # Seeded OAuth settings may name their client secret by reference to a secret of the Microsoft seed.
-        self.seed = resolve_secret_refs(load_ce_seed(), getattr(lab, "seed", None) or {})
-        self.credentials = make_credentials(self.seed)
+        self.seed = resolve_secret_refs(seed if seed is not None else load_ce_seed(), getattr(lab, "seed", None) or {})
+        self.credentials = credentials or make_credentials(self.seed)
+        self._deployment_options = {k: v for k, v in (("clock", clock), ("id_factory", id_factory)) if v is not None}
         self.deployments = {}
         self.reset()
 
@@ -84,7 +88,8 @@ class CePortalService(Service):
         credentials stay (they are in the lab-vars file)."""
         with self.lock:
             default = self.seed.get("default_provenance")
-            self.deployments = {e["name"]: Deployment(e, self.credentials[e["name"]], default_provenance=default) for e in self.seed["deployments"]}
+            self.deployments = {e["name"]: Deployment(e, self.credentials[e["name"]], default_provenance=default, **self._deployment_options)
+                                for e in self.seed["deployments"]}
 
     def deployment_url(self, name):
         return "%s/%s" % (self.url, name)

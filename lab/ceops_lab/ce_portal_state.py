@@ -418,6 +418,14 @@ class Deployment:
         self._seq += 1
         return self._seq
 
+    def add_existing(self, table, object_id, fields, secret=None):
+        """Put an object in place as if it had been there before (like a seeded one: no pending change, no journal entry):
+        table is self.gateways, a tenant's oauth_settings or connections. For tests that arrange a Portal's state."""
+        obj = self._insert(table, object_id, dict(fields))
+        if secret is not None:
+            self._store_secret(obj, secret)
+        return obj
+
     @staticmethod
     def _seeded(spec, default_provenance, obj):
         """A seeded object's revision (edited by hand a few times) and provenance tag (provenance.py)."""
