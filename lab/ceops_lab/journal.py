@@ -55,7 +55,10 @@ def end():
 
 
 def take():
-    """The notes so far, and collect afresh (WinRM runs several cmdlets inside one WS-Management request)."""
+    """The notes so far, and collect afresh (WinRM runs several cmdlets inside one WS-Management request); [] and no
+    collecting outside a collecting request."""
+    if getattr(_local, "notes", None) is None:
+        return []
     notes = end()
     begin()
     return notes

@@ -26,6 +26,7 @@ IMAP_ROLE = "5e5addcd-3e8d-4e90-baf5-964efab2b20a"
 POP_ROLE = "cb842b43-da6e-4506-86fe-bb12199c656d"
 SMTP_ROLE = "7146a1f0-8703-45b3-9eae-527a64c00995"
 USER_READ = "e1fe6dd8-ba31-4d61-89e7-88639da4683d"
+MAIL_READ = "810c84a8-4a9e-49e6-bf7d-12d183f40d01"
 EXO_SCOPE = "https://outlook.office365.com/.default"
 
 
@@ -103,12 +104,14 @@ def test_hand_made_apps_look_as_the_entra_admin_center_made_them(bf):
         graph = Graph(bf, directory)
         found[directory] = graph.ok("GET", "/applications?$filter=displayName eq 'CE Email'")["value"]
     assert {d: len(apps) for d, apps in found.items()} == {"adatum": 1, "bellows": 1, "corvid": 2, "dunmore": 1, "eastwind": 0, "fenwick": 0}
-    for app in (a for apps in found.values() for a in apps):
+    for directory, app in ((d, a) for d, apps in found.items() for a in apps):
         assert app["uniqueName"] is None and app["signInAudience"] == "AzureADMyOrg"
         created = datetime.datetime.fromisoformat(app["createdDateTime"].replace("Z", "+00:00"))
         assert now - created > datetime.timedelta(days=300), app["createdDateTime"]
         requested = {(r["resourceAppId"], a["id"], a["type"]) for r in app["requiredResourceAccess"] for a in r["resourceAccess"]}
-        assert requested == {(GRAPH_APP_ID, USER_READ, "Scope"), (EXCHANGE_APP_ID, IMAP_ROLE, "Role"), (EXCHANGE_APP_ID, POP_ROLE, "Role")}
+        runbook = {(GRAPH_APP_ID, USER_READ, "Scope"), (EXCHANGE_APP_ID, IMAP_ROLE, "Role"), (EXCHANGE_APP_ID, POP_ROLE, "Role")}
+        # bellows' admin also followed another guide: Graph Mail.Read, requested and consented.
+        assert requested == (runbook | {(GRAPH_APP_ID, MAIL_READ, "Role")} if directory == "bellows" else runbook)
     adatum = found["adatum"][0]
     assert sorted(c["displayName"] for c in adatum["passwordCredentials"]) == ["ce 2023", "ce 2025"]
     corvid = sorted(found["corvid"], key=lambda a: a["createdDateTime"])
@@ -122,6 +125,7 @@ def test_hand_made_apps_look_as_the_entra_admin_center_made_them(bf):
         assert sp["tags"] == ["WindowsAzureActiveDirectoryIntegratedApp"]
         return sorted(a["appRoleId"] for a in graph.ok("GET", "/servicePrincipals/%s/appRoleAssignments" % sp["id"])["value"])
     assert consent("adatum", adatum) == sorted([IMAP_ROLE, POP_ROLE]) == consent("corvid", corvid[0])
+    assert consent("bellows", found["bellows"][0]) == sorted([IMAP_ROLE, POP_ROLE, MAIL_READ])
     assert consent("corvid", corvid[1]) == [] == consent("dunmore", found["dunmore"][0])
 
 
@@ -197,6 +201,12 @@ def test_provenance_tags(bf):
     assert {key: tags.get(key) for key in expected} == expected
     consent = {k: v for k, v in tags.items() if k[:3] == ("graph", "adatum", "app_role_assignment")}
     assert sorted(consent.values()) == ["foreign"] * 5 + ["hand-made"] * 2  # automation 3 + HR 2 foreign, CE Email's IMAP + POP
+    bellows = {k[3]: v for k, v in tags.items() if k[:3] == ("graph", "bellows", "app_role_assignment")}
+    ce_email_sp = seeded_app("bellows", "ce-email")["service_principal"]["id"]
+    graph = Graph(bf, "bellows")
+    grants = graph.ok("GET", "/servicePrincipals/%s/appRoleAssignments" % ce_email_sp)["value"]
+    assert sorted((g["appRoleId"], bellows[g["id"]]) for g in grants) == sorted(
+        [(IMAP_ROLE, "hand-made"), (POP_ROLE, "hand-made"), (MAIL_READ, "foreign")])  # consent beyond the runbook is foreign
     hand_made_grants = {k[3].split("|")[0] for k, v in tags.items() if k[2] == "mailbox_permission" and k[1] == "adatum" and v == "hand-made"}
     assert hand_made_grants == {"ce-%s@adatum.onmicrosoft.com" % m for m in ("support", "sales", "billing", "orders")}
     # Everything seeded carries a tag: automation identities, resource service principals, default mailbox permissions.

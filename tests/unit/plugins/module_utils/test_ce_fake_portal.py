@@ -208,7 +208,7 @@ class FakePortal:
                                     "tenants": {t: {"username": t + "-admin", "password": t + "-password", "token": t + "-admin-token"}
                                                 for t in tenants}}}
         self.service = ceops_lab_ce_portal.CePortalService(self._lab, seed={"deployments": [entry]}, credentials=credentials,
-                                                          clock=self.clock, id_factory=self.new_id)
+                                                           clock=self.clock, id_factory=self.new_id)
         self.service.url = BASE_URL
         self.deployment = self.service.deployments[DEPLOYMENT]
         self.deployment.settings.update(page_size=page_size, update_seconds=10.0)
@@ -466,7 +466,7 @@ def test_the_harness_runs_the_labs_portal():
     assert caught.value.code == "oauth_not_supported" and "POP3" in caught.value.message
     assert portal.answers[-1]["error"]["code"] == "oauth_not_supported"
     assert [c["kind"] for c in portal.pending] == ["email_gateway", "oauth_settings"]
-    update, _ = client.start_update()
+    update = client.start_update()[0]
     portal.sleep(10)
     assert client.wait_for_update(update["id"], deadline=portal.now + 1, interval=1)["status"] == "succeeded" and portal.pending == []
     assert portal.deployment.applied["tenants"]["acme"]["oauth_settings"][settings["id"]]["_secret"] == "s3cret"
