@@ -18,8 +18,8 @@ from urllib.parse import quote
 from . import journal, provenance, tokens
 from .jwt import JwtError, decode_unverified
 from .graph_query import ODataError, apply_select, parse_filter
-from .service import Response, Service
 from .provenance import tag_of
+from .service import Response, Service
 from .state import DEFAULT_ACCESS_ROLE_ID, add_key_credential, application_template, parse_iso, public, utcnow
 
 # Roles that let an app read every application / service principal.

@@ -18,8 +18,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .ca import CertificateAuthority, SelfSignedIdentity
 from . import journal, worlds
+from .ca import CertificateAuthority, SelfSignedIdentity
 from .counters import READ_METHODS, Counters
 from .faults import Faults
 from .seeding import seed_directory

@@ -344,11 +344,9 @@ class FakePortal:
                 break  # one hook per request: a list of hooks plays out over consecutive requests
         while self.faults:
             fault_method, regex, status, code, extra_headers = self.faults.pop(0)
-            rule = {"method": fault_method, "path_regex": _below_api(regex), "status": status,
-                    "body": {"error": {"code": code, "message": "injected", "details": []}}}
-            if "Retry-After" in extra_headers:
-                rule["retry_after"] = float(extra_headers["Retry-After"])
-            self._lab.faults.set("ce", fail_next=[rule])
+            retry_after = float(extra_headers["Retry-After"]) if "Retry-After" in extra_headers else None  # None: no header
+            self._lab.faults.set("ce", fail_next=[{"method": fault_method, "path_regex": _below_api(regex), "status": status, "retry_after": retry_after,
+                                                   "body": {"error": {"code": code, "message": "injected", "details": []}}}])
         request = self._request(method, url, headers, params, body, auth)
         response = None
         fault = self._lab.faults.pick("ce", method, request.raw_path, request.body)
