@@ -143,11 +143,15 @@ class LabAdmin:
         query = "?service=%s" % urllib.parse.quote(service) if service else ""
         return self._call("DELETE", "/faults" + query)
 
-    def fail_next(self, service, status, method="*", path_regex="", count=1, body=None, **extra):
-        """Make the next `count` matching requests fail with `status`; pass retry_after=N or None."""
+    def fail_next(self, service, status, method="*", path_regex="", count=1, body=None, body_regex=None, **extra):
+        """Answer the next `count` matching requests with `status` (and `body`, JSON) instead of the service; pass
+        retry_after=N or None. `body_regex` also matches the raw request body, e.g. an Exchange InvokeCommand of one
+        cmdlet with one Identity. Any status may be given, 200 included: a lookup then returns the object in `body`."""
         rule = dict(extra, method=method, path_regex=path_regex, status=status, count=count)
         if body is not None:
             rule["body"] = body
+        if body_regex is not None:
+            rule["body_regex"] = body_regex
         return self.set_faults(service, fail_next=[rule])
 
     def kill_client(self, pid, endpoint_regex, after=1, service="*", signal="KILL"):
@@ -163,6 +167,38 @@ class LabAdmin:
         whether it was met (True), timed out (False) or still waits for parties (None)."""
         rule = {"endpoint_regex": endpoint_regex, "parties": int(parties), "timeout": timeout}
         return self.set_faults(service, barrier=[rule])
+
+    # ----- the write journal, provenance and CE's truth (journal.py, provenance.py, foreign.py, oracle.py) ----------------
+    def journal(self, since=0, service=None):
+        """Write requests the lab answered, oldest first: [{seq, time, service, directory, deployment, ce_tenant, method,
+        endpoint, status, faulted, request_id, objects: [{kind, id, provenance, action, fields?}]}] after `since`."""
+        query = {"since": int(since)}
+        if service:
+            query["service"] = service
+        return self._call("GET", "/journal?" + urllib.parse.urlencode(query))["entries"]
+
+    def reset_journal(self):
+        """Empty the journal (reset_counters() and reset() empty it too)."""
+        return self._call("POST", "/journal/reset")
+
+    def provenance(self):
+        """Every object and sub-object with a provenance tag: [{service, scope, kind, id, provenance}]."""
+        return self._call("GET", "/provenance")["value"]
+
+    def foreign_state(self):
+        """Everything tagged "foreign" as it is now, {service: {scope: {kind: {id: view}}}}: equal before and after a
+        run when nothing foreign was touched."""
+        return self._call("GET", "/foreign-state")
+
+    def foreign_writes(self, since=0):
+        """Journal entries that addressed or changed a foreign-tagged object."""
+        return [entry for entry in self.journal(since) if any(o["provenance"] == "foreign" for o in entry["objects"])]
+
+    def ce_login_oracle(self, deployment, tenant):
+        """Whether CE's mail servers would log in now, per email connection and mailbox, with the tenant's applied
+        configuration, and why not (oracle.py): {ok, causes, connections: [{oauth_settings, directory, app, secret
+        (whose secret CE holds; never the secret), token, exchange_service_principal, mailboxes, causes, ok}]}."""
+        return self._call("GET", "/oracle/ce-login/%s/%s" % (urllib.parse.quote(deployment), urllib.parse.quote(tenant)))
 
     def directories(self):
         return self._call("GET", "/directories")["value"]

@@ -6,9 +6,9 @@ can always inspect and repair the lab it is breaking.
 
 import re
 
-from . import tokens
+from . import foreign, oracle, tokens
 from .faults import FaultError
-from .server import Response, Service
+from .service import Response, Service
 
 
 class AdminError(Exception):
@@ -76,7 +76,27 @@ class AdminService(Service):
             return Response.json(200, lab.counters.snapshot())
         if method == "POST" and path == "/counters/reset":
             lab.counters.reset()
+            lab.journal.reset()  # counters and journal describe the same requests
             return Response.json(200, {"status": "reset"})
+        if method == "GET" and path == "/journal":
+            try:
+                since = int(request.arg("since", "0"))
+            except ValueError:
+                raise AdminError(400, "since must be a journal sequence number") from None
+            return Response.json(200, lab.journal.snapshot(since=since, service=request.arg("service")))
+        if method == "POST" and path == "/journal/reset":
+            lab.journal.reset()
+            return Response.json(200, {"status": "reset"})
+        if method == "GET" and path == "/provenance":
+            return Response.json(200, {"value": foreign.tagged_objects(lab)})
+        if method == "GET" and path == "/foreign-state":
+            return Response.json(200, foreign.foreign_state(lab))
+        match = re.match(r"^/oracle/ce-login/([^/]+)/([^/]+)$", path)
+        if method == "GET" and match:
+            try:
+                return Response.json(200, oracle.ce_login_oracle(lab, match.group(1), match.group(2)))
+            except oracle.OracleError as exc:
+                raise AdminError(exc.status, str(exc)) from None
         if path == "/faults":
             return self._faults(request)
         if method == "POST" and path == "/tokens":

@@ -21,8 +21,8 @@ import threading
 from urllib.parse import quote
 
 from .ce_portal_state import (KNOWN_CAPABILITIES, SETTING_DEFAULTS, TENANT_NAME, Deployment, PortalError, capabilities_for, load_ce_seed,
-                              make_credentials, not_found, paginate, parse_version, validation_failed)
-from .server import Response, Service
+                              make_credentials, not_found, paginate, parse_version, resolve_secret_refs, validation_failed)
+from .service import Response, Service
 
 PREFIX = re.compile(r"^/(?P<deployment>[^/]+)/api/v1(?P<rest>/.*)?$")
 # (pattern of the path below /api/v1, counter template, {method: handler name})
@@ -68,12 +68,18 @@ def _match(rest):
 
 class CePortalService(Service):
     name = "ce"
+    journaled = True
 
-    def __init__(self, lab):
+    def __init__(self, lab, seed=None, credentials=None, clock=None, id_factory=None):
+        """The Lab builds it from ce_seed.json. Unit tests of the collection's CE client run the same Portal in-process
+        (no Lab, no server: `lab` then only needs `faults`) with their own seed, credentials, a virtual clock and
+        predictable ids."""
         super().__init__(lab)
         self.lock = threading.RLock()
-        self.seed = load_ce_seed()
-        self.credentials = make_credentials(self.seed)
+        # Seeded OAuth settings may name their client secret by reference to a secret of the Microsoft seed.
+        self.seed = resolve_secret_refs(seed if seed is not None else load_ce_seed(), getattr(lab, "seed", None) or {})
+        self.credentials = credentials or make_credentials(self.seed)
+        self._deployment_options = {k: v for k, v in (("clock", clock), ("id_factory", id_factory)) if v is not None}
         self.deployments = {}
         self.reset()
 
@@ -81,7 +87,9 @@ class CePortalService(Service):
         """Back to the seed (POST /reset): objects, pending changes, updates and lab settings;
         credentials stay (they are in the lab-vars file)."""
         with self.lock:
-            self.deployments = {e["name"]: Deployment(e, self.credentials[e["name"]]) for e in self.seed["deployments"]}
+            default = self.seed.get("default_provenance")
+            self.deployments = {e["name"]: Deployment(e, self.credentials[e["name"]], default_provenance=default, **self._deployment_options)
+                                for e in self.seed["deployments"]}
 
     def deployment_url(self, name):
         return "%s/%s" % (self.url, name)
@@ -161,6 +169,10 @@ class CePortalService(Service):
         if match is not None and match.groupdict().get("tenant"):
             return "%s/%s" % (deployment, match.group("tenant"))
         return deployment
+
+    def journal_scope(self, directory):
+        deployment, _, tenant = (directory or "").partition("/")
+        return {"deployment": deployment or None, "ce_tenant": tenant or None}
 
     def _error(self, request, exc):
         headers = dict(exc.headers)

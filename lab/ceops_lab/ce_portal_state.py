@@ -25,6 +25,10 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
+from . import journal, provenance
+from .provenance import tag_of
+from .state import parse_seed_time
+
 SEED_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ce_seed.json")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -40,11 +44,39 @@ SETTING_DEFAULTS = {"update_seconds": 1.0, "fail_next_update": None, "update_fai
 RANDOM_FAILURE = "Mail server mail01.%s.ce.lab did not confirm the new configuration within the time limit."
 
 
+# A generated fleet (ceops_lab.fleet) or a named world (ceops_lab.worlds) points this at its own CE seed.
+CE_SEED_ENV = "CEOPS_LAB_CE_SEED"
+
+
 def load_ce_seed(path=None):
-    # A generated fleet (ceops_lab.fleet) points CEOPS_LAB_CE_SEED at its own CE seed.
-    path = path or os.environ.get("CEOPS_LAB_CE_SEED") or SEED_FILE
+    path = path or os.environ.get(CE_SEED_ENV) or SEED_FILE
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def resolve_secret_refs(ce_seed, ms_seed):
+    """A copy of the CE seed whose OAuth settings carry `client_secret_ref` {"directory", "key_id"} resolved to that
+    password credential's secret text in the Microsoft seed (seed.json): a CE tenant seeded with the secret an
+    administrator copied from the Entra admin center, without writing the secret twice."""
+    texts = {}
+    for entry in ms_seed.get("directories") or []:
+        secrets_of = [a.get("password_credentials") or [] for a in entry.get("applications") or []]
+        secrets_of.append([entry["automation"]["client_secret"]] if entry.get("automation") else [])
+        for credential in (c for group in secrets_of for c in group):
+            texts[(entry["name"], credential["keyId"].lower())] = credential["secretText"]
+    resolved = copy.deepcopy(ce_seed)
+    for deployment in resolved["deployments"]:
+        for tenant in deployment["tenants"]:
+            for settings in tenant.get("oauth_settings") or []:
+                ref = settings.pop("client_secret_ref", None)
+                if ref is None:
+                    continue
+                key = (ref["directory"], str(ref["key_id"]).lower())
+                if key not in texts:
+                    raise ValueError("CE seed: OAuth settings %s of %s/%s name a secret that is not in the Microsoft seed: %s"
+                                     % (settings.get("id"), deployment["name"], tenant["name"], ref))
+                settings["client_secret"] = texts[key]
+    return resolved
 
 
 # ----- errors ---------------------------------------------------------------------------------------
@@ -319,6 +351,9 @@ def validate_connection(body):
 
 
 # ----- the model ----------------------------------------------------------------------------------------
+JOURNAL_KINDS = {"Email gateway": "ce_email_gateway", "OAuth settings": "ce_oauth_settings", "Email connection": "ce_email_connection"}
+
+
 def make_credentials(seed):
     """API tokens and passwords, generated once per lab process (they survive POST /reset, so the
     lab-vars file written at start stays valid)."""
@@ -343,13 +378,18 @@ class Tenant:
 
 
 class Deployment:
-    def __init__(self, entry, credentials):
+    """One CE deployment. `clock` (monotonic seconds) moves batch updates along and `id_factory(prefix)` names new
+    objects; unit tests that run this state machine in-process pass a virtual clock and predictable ids."""
+
+    def __init__(self, entry, credentials, default_provenance=None, clock=time.monotonic, id_factory=new_id):
         self.name = entry["name"]
         self.version = entry["version"]
         self.capabilities = list(entry.get("capabilities", capabilities_for(self.version)))
         self.settings = dict(SETTING_DEFAULTS)
         self.admin = credentials["admin"]
         self.random = random.Random()
+        self.clock = clock
+        self.new_id = id_factory
         self._seq = 0
         self.gateways = {}
         self.tenants = {}
@@ -357,17 +397,18 @@ class Deployment:
         self.updates = []
         self._last_secret_time = None
         for spec in entry.get("email_gateways") or []:
-            fields = validate_gateway(spec)
-            self._insert(self.gateways, spec["id"], fields)
+            self._seeded(spec, default_provenance, self._insert(self.gateways, spec["id"], validate_gateway(spec)))
         for spec in entry["tenants"]:
             tenant = Tenant(spec, credentials["tenants"][spec["name"]])
             self.tenants[tenant.name] = tenant
             for item in spec.get("oauth_settings") or []:
                 fields, secret = validate_oauth_settings(item, True)
-                obj = self._insert(tenant.oauth_settings, item["id"], fields)
+                obj = self._seeded(item, default_provenance, self._insert(tenant.oauth_settings, item["id"], fields))
                 self._store_secret(obj, secret)
+                if item.get("client_secret_updated_at"):  # settings made by hand long ago
+                    obj["_secret_updated_at"] = rfc3339(parse_seed_time(item["client_secret_updated_at"]))
             for item in spec.get("email_connections") or []:
-                self._insert(tenant.connections, item["id"], validate_connection(item))
+                self._seeded(item, default_provenance, self._insert(tenant.connections, item["id"], validate_connection(item)))
         self.applied = self._config()
         self.applied_at = None
         self.applied_update_id = None
@@ -376,6 +417,21 @@ class Deployment:
     def next_seq(self):
         self._seq += 1
         return self._seq
+
+    def add_existing(self, table, object_id, fields, secret=None):
+        """Put an object in place as if it had been there before (like a seeded one: no pending change, no journal entry):
+        table is self.gateways, a tenant's oauth_settings or connections. For tests that arrange a Portal's state."""
+        obj = self._insert(table, object_id, dict(fields))
+        if secret is not None:
+            self._store_secret(obj, secret)
+        return obj
+
+    @staticmethod
+    def _seeded(spec, default_provenance, obj):
+        """A seeded object's revision (edited by hand a few times) and provenance tag (provenance.py)."""
+        obj["revision"] = int(spec.get("revision", 1))
+        provenance.set_tag(obj, provenance.check(spec.get("provenance", default_provenance), "CE object %s" % obj["id"]))
+        return obj
 
     def _insert(self, table, object_id, fields):
         obj = {"id": object_id, "revision": 1}
@@ -397,6 +453,24 @@ class Deployment:
         """One pending entry per object: a newer write replaces the older entry (with a newer seq)."""
         self.changes = [c for c in self.changes if not (c["kind"] == kind and c["id"] == object_id and c["tenant"] == tenant)]
         self.changes.append({"tenant": tenant, "kind": kind, "id": object_id, "changed_at": rfc3339(now_utc()), "_seq": self.next_seq()})
+
+    def _existing(self, table, object_id, what, if_match):
+        """The object a PUT or DELETE addresses (journaled as addressed even when the write is refused), at the revision
+        If-Match names."""
+        obj = table.get(object_id)
+        if obj is None:
+            raise not_found(what, object_id)
+        journal.note(JOURNAL_KINDS[what], object_id, tag_of(obj), "addressed")
+        self.check_revision(obj, if_match)
+        return obj
+
+    @staticmethod
+    def _replace(obj, fields, what, also=()):
+        """PUT replaces the writable representation: a new revision, journaled with the fields whose value changed."""
+        changed = [name for name, value in fields.items() if obj.get(name) != value] + list(also)
+        obj.update(fields)
+        obj["revision"] += 1
+        journal.note(JOURNAL_KINDS[what], obj["id"], tag_of(obj), "changed", fields=changed)
 
     @staticmethod
     def check_revision(obj, if_match):
@@ -455,15 +529,13 @@ class Deployment:
     def create_gateway(self, body):
         fields = validate_gateway(body)
         self.check_name(self.gateways, fields["name"], None, "An email gateway")
-        obj = self._insert(self.gateways, new_id("egw"), fields)
+        obj = self._insert(self.gateways, self.new_id("egw"), fields)
         self.record_change(None, "email_gateway", obj["id"])
+        journal.note("ce_email_gateway", obj["id"], None, "created")
         return obj
 
     def replace_gateway(self, gateway_id, body, if_match):
-        obj = self.gateways.get(gateway_id)
-        if obj is None:
-            raise not_found("Email gateway", gateway_id)
-        self.check_revision(obj, if_match)
+        obj = self._existing(self.gateways, gateway_id, "Email gateway", if_match)
         fields = validate_gateway(body)
         self.check_name(self.gateways, fields["name"], gateway_id, "An email gateway")
         if fields["inbound"]["protocol"] == "pop3":
@@ -471,57 +543,49 @@ class Deployment:
             if users:
                 raise oauth_not_supported("inbound.protocol", "POP3 does not support OAuth, and email connection %s uses this gateway "
                                                               "to receive with OAuth." % users[0]["id"])
-        obj.update(fields)
-        obj["revision"] += 1
+        self._replace(obj, fields, "Email gateway")
         self.record_change(None, "email_gateway", gateway_id)
         return obj
 
     def delete_gateway(self, gateway_id, if_match):
-        obj = self.gateways.get(gateway_id)
-        if obj is None:
-            raise not_found("Email gateway", gateway_id)
-        self.check_revision(obj, if_match)
+        obj = self._existing(self.gateways, gateway_id, "Email gateway", if_match)
         users = self.connections_using("gateway_id", gateway_id)
         if users:
             raise PortalError(409, "in_use", "Email gateway %r is used by %d email connection(s)." % (obj["name"], len(users)),
                               [("email_connections", "%s (tenant %s)" % (c["id"], t)) for t, c in users])
         del self.gateways[gateway_id]
         self.record_change(None, "email_gateway", gateway_id)
+        journal.note("ce_email_gateway", gateway_id, tag_of(obj), "deleted")
 
     # ----- oauth settings ----------------------------------------------------------------------------
     def create_oauth_settings(self, tenant, body):
         fields, secret = validate_oauth_settings(body, True)
         self.check_name(tenant.oauth_settings, fields["name"], None, "OAuth settings")
-        obj = self._insert(tenant.oauth_settings, new_id("oas"), fields)
+        obj = self._insert(tenant.oauth_settings, self.new_id("oas"), fields)
         self._store_secret(obj, secret)
         self.record_change(tenant.name, "oauth_settings", obj["id"])
+        journal.note("ce_oauth_settings", obj["id"], None, "created")
         return obj
 
     def replace_oauth_settings(self, tenant, settings_id, body, if_match):
-        obj = tenant.oauth_settings.get(settings_id)
-        if obj is None:
-            raise not_found("OAuth settings", settings_id)
-        self.check_revision(obj, if_match)
+        obj = self._existing(tenant.oauth_settings, settings_id, "OAuth settings", if_match)
         fields, secret = validate_oauth_settings(body, False)
         self.check_name(tenant.oauth_settings, fields["name"], settings_id, "OAuth settings")
-        obj.update(fields)
         if secret is not None:
             self._store_secret(obj, secret)
-        obj["revision"] += 1
+        self._replace(obj, fields, "OAuth settings", also=["client_secret"] if secret is not None else [])
         self.record_change(tenant.name, "oauth_settings", settings_id)
         return obj
 
     def delete_oauth_settings(self, tenant, settings_id, if_match):
-        obj = tenant.oauth_settings.get(settings_id)
-        if obj is None:
-            raise not_found("OAuth settings", settings_id)
-        self.check_revision(obj, if_match)
+        obj = self._existing(tenant.oauth_settings, settings_id, "OAuth settings", if_match)
         users = [c for c in tenant.connections.values() if c.get("oauth_settings_id") == settings_id]
         if users:
             raise PortalError(409, "in_use", "OAuth settings %r are used by %d email connection(s)." % (obj["name"], len(users)),
                               [("email_connections", c["id"]) for c in users])
         del tenant.oauth_settings[settings_id]
         self.record_change(tenant.name, "oauth_settings", settings_id)
+        journal.note("ce_oauth_settings", settings_id, tag_of(obj), "deleted")
 
     # ----- email connections --------------------------------------------------------------------------
     def _check_connection(self, tenant, fields):
@@ -551,30 +615,25 @@ class Deployment:
         fields = validate_connection(body)
         self._check_connection(tenant, fields)
         self.check_name(tenant.connections, fields["name"], None, "An email connection")
-        obj = self._insert(tenant.connections, new_id("ecn"), fields)
+        obj = self._insert(tenant.connections, self.new_id("ecn"), fields)
         self.record_change(tenant.name, "email_connection", obj["id"])
+        journal.note("ce_email_connection", obj["id"], None, "created")
         return obj
 
     def replace_connection(self, tenant, connection_id, body, if_match):
-        obj = tenant.connections.get(connection_id)
-        if obj is None:
-            raise not_found("Email connection", connection_id)
-        self.check_revision(obj, if_match)
+        obj = self._existing(tenant.connections, connection_id, "Email connection", if_match)
         fields = validate_connection(body)
         self._check_connection(tenant, fields)
         self.check_name(tenant.connections, fields["name"], connection_id, "An email connection")
-        obj.update(fields)
-        obj["revision"] += 1
+        self._replace(obj, fields, "Email connection")
         self.record_change(tenant.name, "email_connection", connection_id)
         return obj
 
     def delete_connection(self, tenant, connection_id, if_match):
-        obj = tenant.connections.get(connection_id)
-        if obj is None:
-            raise not_found("Email connection", connection_id)
-        self.check_revision(obj, if_match)
+        obj = self._existing(tenant.connections, connection_id, "Email connection", if_match)
         del tenant.connections[connection_id]
         self.record_change(tenant.name, "email_connection", connection_id)
+        journal.note("ce_email_connection", connection_id, tag_of(obj), "deleted")
 
     # ----- pending configuration and batch updates ------------------------------------------------------
     def pending(self, tenant=None):
@@ -601,17 +660,18 @@ class Deployment:
         elif self.settings.get("update_failure_rate") and self.random.random() < float(self.settings["update_failure_rate"]):
             failure = RANDOM_FAILURE % self.name
         moment = now_utc()
-        update = {"id": new_id("upd"), "status": "queued", "requested_at": rfc3339(moment), "started_at": None, "finished_at": None,
-                  "errors": [], "_seq": self.next_seq(), "_t0": time.monotonic(), "_w0": moment,
+        update = {"id": self.new_id("upd"), "status": "queued", "requested_at": rfc3339(moment), "started_at": None, "finished_at": None,
+                  "errors": [], "_seq": self.next_seq(), "_t0": self.clock(), "_w0": moment,
                   "_duration": float(self.settings.get("update_seconds") or 0), "_failure": failure,
                   # What this update applies: the configuration (and the pending changes) as of now.
                   "_config": self._config(), "_change_seq": self._seq}
         self.updates.append(update)
+        journal.note("ce_batch_update", update["id"], None, "created")
         return update
 
     def advance(self, now=None):
         """Move batch updates along their timeline (lazily, on every access)."""
-        now = time.monotonic() if now is None else now
+        now = self.clock() if now is None else now
         for update in self.updates:
             if update["status"] not in ("queued", "running"):
                 continue

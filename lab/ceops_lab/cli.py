@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+from . import worlds
 from .admin import LabAdmin, LabError, LabNotRunning, default_state_dir
 
 EXIT_NOT_RUNNING = 3  # like `systemctl status` / LSB: program is not running
@@ -101,10 +102,15 @@ def _log_tail(state_dir, lines=15):
 
 
 # ----- start / stop -------------------------------------------------------------------------------------
-def start_lab(state_dir, consistency_window=None, latency_ms=None, timeout=START_TIMEOUT, fleet_dir=None):
+def start_lab(state_dir, consistency_window=None, latency_ms=None, timeout=START_TIMEOUT, fleet_dir=None, world=None):
     """Spawn a detached lab server and wait until its admin API answers; returns lab.json.
-    fleet_dir: a generated fleet (ceops_lab.fleet) to seed the lab with instead of the shipped seeds."""
+    fleet_dir: a generated fleet (ceops_lab.fleet) to seed the lab with instead of the shipped seeds;
+    world: a named world (ceops_lab.worlds, e.g. "brownfield") instead of the shipped seeds."""
     state_dir = os.path.abspath(state_dir)
+    if fleet_dir is not None and world not in (None, worlds.DEFAULT):
+        raise CliError("give either --fleet or --world, not both", 2)
+    if world is not None and world not in worlds.names():
+        raise CliError("no lab world %r (worlds: %s)" % (world, ", ".join(worlds.names())), 2)
     pid = running_pid(state_dir)
     if pid:
         raise CliError("lab already running (pid %d) in %s" % (pid, state_dir))
@@ -117,6 +123,8 @@ def start_lab(state_dir, consistency_window=None, latency_ms=None, timeout=START
         command += ["--latency-ms", str(latency_ms)]
     if fleet_dir is not None:
         command += ["--fleet", os.path.abspath(fleet_dir)]
+    if world is not None:
+        command += ["--world", world]
     env = dict(os.environ)
     # The child must import this very package, installed or not.
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -197,6 +205,8 @@ def _parser():
                          help="seconds new objects stay invisible to reads (default 0)")
         cmd.add_argument("--latency-ms", type=int, default=None, metavar="N", help="latency added to every request")
         cmd.add_argument("--fleet", default=None, metavar="DIR", help="seed the lab with a generated fleet (see the fleet command)")
+        cmd.add_argument("--world", default=None, metavar="NAME",
+                         help="seed the lab with a named world instead of the shipped seeds: %s" % ", ".join(worlds.names()))
         if name == "start":
             cmd.add_argument("--timeout", type=float, default=START_TIMEOUT, help=argparse.SUPPRESS)
     fleet = sub.add_parser("fleet", parents=[common], help="write a generated fleet's seeds into a directory (start --fleet DIR)")
@@ -245,17 +255,24 @@ def _run(args):
         pid = running_pid(state_dir)
         if pid and pid != os.getpid():
             raise CliError("lab already running (pid %d) in %s" % (pid, state_dir))
+        if args.fleet and args.world not in (None, worlds.DEFAULT):
+            raise CliError("give either --fleet or --world, not both", 2)
+        if args.world is not None:
+            if args.world not in worlds.names():
+                raise CliError("no lab world %r (worlds: %s)" % (args.world, ", ".join(worlds.names())), 2)
+            worlds.install(args.world)
         if args.fleet:
             from .fleet import install
             install(args.fleet)
         from .server import run
         return run(state_dir, consistency_window=args.consistency_window or 0, latency_ms=args.latency_ms or 0)
     if args.command == "start":
-        info = start_lab(state_dir, args.consistency_window, args.latency_ms, timeout=args.timeout, fleet_dir=args.fleet)
+        info = start_lab(state_dir, args.consistency_window, args.latency_ms, timeout=args.timeout, fleet_dir=args.fleet, world=args.world)
         print("lab started (pid %d) in %s" % (info["pid"], state_dir))
         for name, service in info["services"].items():
             print("  %-8s %s" % (name, service["url"]))
         print("vars: %s/lab-vars.yml  env: %s/lab.env  CA: %s" % (state_dir, state_dir, info["ca_file"]))
+        print("world: %s" % info.get("world", worlds.DEFAULT))
         return 0
     if args.command == "fleet":
         from .fleet import write

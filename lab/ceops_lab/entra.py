@@ -17,7 +17,7 @@ import uuid
 from urllib.parse import unquote_plus
 
 from . import jwt, tokens
-from .server import Response, Service
+from .service import Response, Service
 from .state import iso, parse_iso
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -180,12 +180,23 @@ class EntraService(Service):
         if basic:  # client_secret_basic: Entra accepts the id and secret in an Authorization header too
             form.setdefault("client_id", basic[0])
             form.setdefault("client_secret", basic[1])
+        token, claims, directory, app = self.client_credentials(tenant, form)
+        self.lab.counters.record_token(directory.tenant_id, app["appId"], claims["aud"])
+        self._issued.append({"sha256": hashlib.sha256(token.encode("ascii")).hexdigest(), "tid": directory.tenant_id,
+                             "appid": app["appId"], "aud": claims["aud"], "exp": claims["exp"]})
+        return Response.json(200, {"token_type": "Bearer", "expires_in": tokens.LIFETIME, "ext_expires_in": tokens.LIFETIME,
+                                   "access_token": token},
+                             headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache", "x-ms-request-id": request.request_id})
+
+    def client_credentials(self, tenant, form):
+        """Entra's answer to a client-credentials request (the form's client_id, client_secret or client_assertion,
+        scope) at /<tenant>/oauth2/v2.0/token: (token, claims, directory, application), or AadstsError. Counts nothing:
+        the token endpoint counts what it hands out, the lab's login oracle (oracle.py) asks without a request."""
         world = self.lab.world
         with world.lock:
             directory = world.directory(tenant)
             if directory is None:
                 raise self._tenant_not_found(tenant)
-            request.directory = directory.tenant_id
             for name in ("grant_type", "client_id", "scope"):
                 if not form.get(name):
                     raise AadstsError(400, "invalid_request", 900144, "The request body must contain the following parameter: '%s'." % name)
@@ -205,7 +216,7 @@ class EntraService(Service):
                 raise AadstsError(401, "invalid_client", 7000229,
                                   "The client application %s is missing service principal in the tenant %s. See instructions here: "
                                   "https://go.microsoft.com/fwlink/?linkid=2225119" % (client_id, directory.tenant_id))
-            appidacr = self._authenticate_client(request, form, directory, app, tenant)
+            appidacr = self._authenticate_client(form, directory, app, tenant)
             if not service_principal.get("accountEnabled", True):
                 raise AadstsError(400, "unauthorized_client", 7000112,
                                   "Application '%s'(%s) is disabled." % (client_id, app.get("displayName")))
@@ -227,14 +238,9 @@ class EntraService(Service):
             roles = directory.role_values(service_principal["id"], resource,
                                           visible=lambda a: not self.lab.is_fresh(a, directory, self.name))
             token, claims = tokens.issue(self.lab, directory, app, service_principal, audience, appidacr, roles)
-        self.lab.counters.record_token(directory.tenant_id, app["appId"], audience)
-        self._issued.append({"sha256": hashlib.sha256(token.encode("ascii")).hexdigest(), "tid": directory.tenant_id,
-                             "appid": app["appId"], "aud": audience, "exp": claims["exp"]})
-        return Response.json(200, {"token_type": "Bearer", "expires_in": tokens.LIFETIME, "ext_expires_in": tokens.LIFETIME,
-                                   "access_token": token},
-                             headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache", "x-ms-request-id": request.request_id})
+        return token, claims, directory, app
 
-    def _authenticate_client(self, request, form, directory, app, tenant):
+    def _authenticate_client(self, form, directory, app, tenant):
         """Check the client secret or assertion; returns appidacr ("1" secret, "2" certificate)."""
         client_id = app["appId"]
         if form.get("client_secret"):

@@ -66,7 +66,7 @@ from urllib.parse import quote
 
 from . import exchange_state as exo
 from . import tokens
-from .server import Response, Service
+from .service import Response, Service
 
 ODATA_JSON = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 ODATA_EXCEPTION = "Microsoft.Exchange.Admin.OData.Core.ODataServiceException"
@@ -111,6 +111,7 @@ def error_body(exc, warnings=()):
 
 class ExchangeService(Service):
     name = "exchange"
+    journaled = True
 
     def ansible_vars(self):
         return {"lab_exchange_endpoint": self.url}

@@ -38,6 +38,9 @@ import re
 import time
 import uuid
 
+from . import journal
+from .provenance import tag_of
+
 EXCHANGE_RESOURCE = "exchange"  # key of the Exchange resource service principal in the seed
 MANAGE_AS_APP = "Exchange.ManageAsApp"
 # Entra directory roles that Exchange maps to management roles for app-only access.
@@ -189,7 +192,7 @@ class Organization:
         mailbox["_sid"] = sid
         self.principals[sid] = ("mailbox", mailbox)
         groups = self.group_sids
-        entry = _entry
+        entry = new_entry
         mailbox["_acl"] = [
             entry("S-1-5-10", ["FullAccess", "ReadPermission"]),
             entry(groups["Administrator"], ["FullAccess"], deny=True, inherited=True),
@@ -277,7 +280,7 @@ class Organization:
         }
 
 
-def _entry(sid, rights, deny=False, inherited=False, inheritance="All"):
+def new_entry(sid, rights, deny=False, inherited=False, inheritance="All"):
     return {"sid": sid, "rights": _ordered_rights(rights), "deny": bool(deny), "inherited": bool(inherited), "inheritance": inheritance}
 
 
@@ -567,14 +570,17 @@ class Session:
                                   "this organization." % (object_id, app_id), ARGUMENT_TYPE)
         for sp in self.org.service_principals:
             if sp["ObjectId"].lower() == object_id.lower():
+                note_service_principal(sp, "addressed")
                 raise CmdletError("Active Directory operation failed on %s. The object '%s' already exists."
                                   % (self.org.server, sp["DistinguishedName"]), ALREADY_EXISTS_TYPE)
             if sp["AppId"].lower() == app_id.lower():
+                note_service_principal(sp, "addressed")
                 raise CmdletError("A service principal with AppId '%s' already exists: '%s'." % (app_id, sp["Identity"]), TASK_TYPE)
         if params.get("WhatIf"):
             return Result([], warnings)
         display_name = params.get("DisplayName") or (entra_sp or {}).get("displayName") or app_id
         sp = self.org.new_service_principal(app_id.lower(), object_id.lower(), display_name)
+        note_service_principal(sp, "created")
         return Result([self.org.render_sp(sp)], warnings)
 
     def _check_organization(self, params):
@@ -586,6 +592,7 @@ class Session:
         sp = self.find_sp(identity)
         if sp is None:
             raise not_found(identity, self.org)
+        note_service_principal(sp, "addressed")
         return sp
 
     def set_service_principal(self, params):
@@ -594,12 +601,14 @@ class Session:
             return Result()
         if "DisplayName" in params:
             sp["DisplayName"] = params["DisplayName"]
+            note_service_principal(sp, "changed", fields=["DisplayName"])
         return Result()
 
     def remove_service_principal(self, params):
         sp = self._existing_sp(params["Identity"])
         if not params.get("WhatIf"):
             self.org.remove_service_principal(sp)
+            note_service_principal(sp, "deleted")
         return Result()
 
     # mailbox permissions -------------------------------------------------------------------------------------
@@ -627,15 +636,20 @@ class Session:
         label = self.org.principal_label(sid)
         existing = next((e for e in mailbox["_acl"] if e["sid"] == sid and not e["inherited"] and e["deny"] == deny
                          and e["inheritance"] == inheritance), None)
+        if existing is not None:
+            self.note_permission(mailbox, existing, "addressed")
         if existing is not None and set(rights) <= set(existing["rights"]):
             raise CmdletError("An existing permission entry was found for user: %s." % label, TASK_TYPE)
         if params.get("WhatIf"):
             return Result()
         if existing is not None:
             existing["rights"] = _ordered_rights(existing["rights"] + rights)
+            self.note_permission(mailbox, existing, "changed", fields=["AccessRights"])
         else:
-            mailbox["_acl"].append(_entry(sid, rights, deny=deny, inheritance=inheritance))
-        added = _entry(sid, rights, deny=deny, inheritance=inheritance)
+            created = new_entry(sid, rights, deny=deny, inheritance=inheritance)
+            mailbox["_acl"].append(created)
+            self.note_permission(mailbox, created, "created")
+        added = new_entry(sid, rights, deny=deny, inheritance=inheritance)
         return Result([self.org.render_entry(mailbox, added, label)])
 
     def remove_mailbox_permission(self, params):
@@ -658,11 +672,24 @@ class Session:
                 warning = ("Can't remove the access control entry on the object \"%s\" for account \"%s\" because the ACE doesn't exist "
                            "on the object." % (mailbox["DistinguishedName"], label))
             return Result([], [warning])
+        for entry in explicit:
+            self.note_permission(mailbox, entry, "addressed")
         if not params.get("WhatIf"):
             for entry in explicit:
                 entry["rights"] = [r for r in entry["rights"] if r not in rights]
+                self.note_permission(mailbox, entry, "changed" if entry["rights"] else "deleted", fields=["AccessRights"])
             mailbox["_acl"] = [e for e in mailbox["_acl"] if e["rights"]]
         return Result()
+
+    def note_permission(self, mailbox, entry, action, fields=None):
+        """Journal a mailbox permission entry: "<mailbox>|<principal>|Allow|Deny" (the principal as Exchange shows it)."""
+        principal = self.org.principal_label(entry["sid"]) or entry["sid"]
+        key = "%s|%s|%s" % (mailbox["PrimarySmtpAddress"].lower(), principal, "Deny" if entry["deny"] else "Allow")
+        journal.note("mailbox_permission", key, tag_of(entry), action, fields=fields)
+
+
+def note_service_principal(sp, action, fields=None):
+    journal.note("exchange_service_principal", sp["Identity"], tag_of(sp), action, fields=fields, app_id=sp["AppId"])
 
 
 def _display_order(acl):
@@ -737,7 +764,7 @@ def inject_permission(lab, directory, mailbox_identity, user, access_rights, den
         sid = "%s-%d" % (session.org.domain_sid, 9000 + len(session.org.principals))
         session.org.principals[sid] = ("builtin", user)
     rights = _to_enum_list("AccessRights", access_rights, MAILBOX_RIGHTS, "MailboxRights[]")
-    entry = _entry(sid, rights, deny=deny, inherited=inherited, inheritance=inheritance)
+    entry = new_entry(sid, rights, deny=deny, inherited=inherited, inheritance=inheritance)
     mailbox["_acl"].append(entry)
     return session.org.render_entry(mailbox, entry)
 

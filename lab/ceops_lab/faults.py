@@ -1,5 +1,6 @@
 """Fault injection: throttling (429), unavailability (503), latency, forced paging and a
-consistency window, per service or for all ("*"), plus deterministic one-shot failures, and
+consistency window, per service or for all ("*"), plus deterministic one-shot answers (fail_next: matched by method,
+path and body, answering any status with any JSON body, 200 included), and
 interruptions of the client (kill_client): when the Nth request matching an endpoint has been
 answered, the lab signals the client's process tree, as if the AWX job's pod died right there. The service's state is untouched: the request was fully handled and answered.
 A barrier holds the first `parties` requests matching an endpoint until all of them have arrived (or a
@@ -43,10 +44,7 @@ def _check(options):
         for rule in rules:
             if not isinstance(rule, dict) or "status" not in rule:
                 raise FaultError("each fail_next rule needs at least a status")
-            try:
-                re.compile(rule.get("path_regex") or "")
-            except re.error as exc:
-                raise FaultError("bad path_regex %r: %s" % (rule.get("path_regex"), exc)) from exc
+            _check_fail_next_rule(rule)
     if options.get("barrier") is not None:
         _check_barriers(options["barrier"])
     kills = options.get("kill_client")
@@ -64,6 +62,31 @@ def _check(options):
                 re.compile(rule.get("endpoint_regex") or "")
             except re.error as exc:
                 raise FaultError("bad endpoint_regex %r: %s" % (rule.get("endpoint_regex"), exc)) from exc
+
+
+def _check_fail_next_rule(rule):
+    """A fail_next rule: path_regex and body_regex must compile; status is any HTTP status, 200 included (an answer
+    instead of a failure: a lookup that returns an unexpected object), and body, when given, is the JSON to answer."""
+    for name in ("path_regex", "body_regex"):
+        try:
+            re.compile(rule.get(name) or "")
+        except re.error as exc:
+            raise FaultError("bad %s %r: %s" % (name, rule.get(name), exc)) from exc
+    try:
+        status = int(rule["status"])
+    except (TypeError, ValueError):
+        status = 0
+    if not 100 <= status <= 599:
+        raise FaultError("fail_next status must be an HTTP status between 100 and 599, not %r" % rule["status"])
+
+
+def _rule_matches(rule, method, path, body):
+    wanted_method = (rule.get("method") or "*").upper()
+    if wanted_method not in ("*", method.upper()) or not re.search(rule.get("path_regex") or "", path):
+        return False
+    # body_regex is searched in the raw request body (bytes as UTF-8, undecodable bytes replaced), so a rule can pick
+    # one Exchange InvokeCommand by its cmdlet and parameters: '"CmdletName":\\s*"Get-ServicePrincipal"'.
+    return not rule.get("body_regex") or re.search(rule["body_regex"], (body or b"").decode("utf-8", "replace")) is not None
 
 
 def _check_barriers(rules):
@@ -158,23 +181,21 @@ class Faults:
                 latency += rng.uniform(0, jitter)
         return latency / 1000.0
 
-    def pick(self, service, method, path):
+    def pick(self, service, method, path, body=b""):
         """The fault for this request, if any: {"status", "retry_after", "body"?} or None.
-        One-shot rules (fail_next) come first, then the random rates."""
+        One-shot rules (fail_next) come first, then the random rates. A rule with a status below 400 answers instead of
+        failing; it gets a Retry-After header only when the rule sets retry_after."""
         with self._lock:
             for key in (service, "*"):
                 rules = self._settings.get(key, {}).get("fail_next") or []
                 for rule in rules:
-                    wanted_method = (rule.get("method") or "*").upper()
-                    if wanted_method not in ("*", method.upper()):
-                        continue
-                    if not re.search(rule.get("path_regex") or "", path):
+                    if not _rule_matches(rule, method, path, body):
                         continue
                     rule["count"] -= 1
                     if rule["count"] <= 0:
                         rules.remove(rule)
                     fault = {"status": int(rule["status"])}
-                    fault["retry_after"] = rule["retry_after"] if "retry_after" in rule else _UNSET
+                    fault["retry_after"] = rule["retry_after"] if "retry_after" in rule else (_UNSET if fault["status"] >= 400 else None)
                     if "body" in rule:
                         fault["body"] = rule["body"]
                     return fault

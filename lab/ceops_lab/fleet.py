@@ -21,9 +21,9 @@ import random
 import string
 import uuid
 
+from .ce_portal_state import CE_SEED_ENV
 from .state import SEED_ENV, SEED_FILE, load_seed
-
-CE_SEED_ENV = "CEOPS_LAB_CE_SEED"
+from .worlds import WORLD_ENV
 FLEET_NAMESPACE = uuid.UUID("0b5c1d0e-6a1f-4f55-9d0c-5e1ab7c0f1e7")
 CE_VERSION = "7.4.4"  # receive with OAuth (IMAP); sending with OAuth is not part of the generated fleet
 
@@ -118,3 +118,4 @@ def install(fleet_dir):
             raise FileNotFoundError("%s has no %s: write it with `python -m ceops_lab fleet --out %s`" % (fleet_dir, name, fleet_dir))
     os.environ[SEED_ENV] = os.path.join(fleet_dir, "seed.json")
     os.environ[CE_SEED_ENV] = os.path.join(fleet_dir, "ce_seed.json")
+    os.environ[WORLD_ENV] = "fleet"

@@ -15,10 +15,11 @@ import re
 import uuid
 from urllib.parse import quote
 
-from . import tokens
+from . import journal, provenance, tokens
 from .jwt import JwtError, decode_unverified
 from .graph_query import ODataError, apply_select, parse_filter
-from .server import Response, Service
+from .provenance import tag_of
+from .service import Response, Service
 from .state import DEFAULT_ACCESS_ROLE_ID, add_key_credential, application_template, parse_iso, public, utcnow
 
 # Roles that let an app read every application / service principal.
@@ -117,6 +118,7 @@ class Caller:
 
 class GraphService(Service):
     name = "graph"
+    journaled = True
     id_segments = ("applications", "servicePrincipals", "appRoleAssignments", "appRoleAssignedTo")
 
     def ansible_vars(self):
@@ -322,7 +324,9 @@ class GraphService(Service):
                 app = self._find_app(caller, key_name, identifier)
                 if app is None:
                     raise not_found(identifier)
+                journal.note("application", app["id"], tag_of(app), "addressed")
                 caller.require_app_write(app)
+                _note_application_deleted(caller.directory, app)
                 caller.directory.delete_application(app)
                 return Response.empty(204)
             raise _method_not_allowed()
@@ -351,6 +355,7 @@ class GraphService(Service):
             raise invalid_value("displayName", "Application")
         app = caller.directory.create_application(fields["plain"], owner_id=caller.service_principal_id)
         self._apply_key_credentials(app, fields.get("keyCredentials"))
+        journal.note("application", app["id"], None, "created")
         location = "%s/v2/%s/directoryObjects/%s/Microsoft.DirectoryServices.Application" % (self.url, caller.directory.tenant_id, app["id"])
         return self._entity(request, 201, public(app), "applications/$entity", headers={"Location": location})
 
@@ -368,11 +373,15 @@ class GraphService(Service):
                     raise invalid_value("displayName", "Application")
                 app = caller.directory.create_application(fields["plain"], owner_id=caller.service_principal_id)
                 self._apply_key_credentials(app, fields.get("keyCredentials"))
+                journal.note("application", app["id"], None, "created")
                 return self._entity(request, 201, public(app), "applications/$entity")
             raise not_found(identifier)
+        journal.note("application", app["id"], tag_of(app), "addressed")
         caller.require_app_write(app)
         fields = self._application_fields(caller, body, creating=False, current=app)
+        requested_before = provenance.rra_entries(app)
         app.update(fields["plain"])
+        _note_application_changed(app, requested_before, set(fields["plain"]) | ({"keyCredentials"} if "keyCredentials" in fields else set()))
         if "keyCredentials" in fields:
             self._replace_key_credentials(app, fields["keyCredentials"])
         if "displayName" in fields["plain"]:
@@ -470,6 +479,7 @@ class GraphService(Service):
     def _add_password(self, request, caller, app, identifier):
         if app is None:
             raise not_found(identifier)
+        journal.note("application", app["id"], tag_of(app), "addressed")
         caller.require_app_write(app)
         body = self._body(request)
         spec = body.get("passwordCredential") or {}
@@ -492,18 +502,24 @@ class GraphService(Service):
             raise GraphError(400, "CredentialInvalidLifetimeAsPerAppPolicy", message,
                              [{"code": "InvalidKeyEndDate", "message": message, "target": "EndDate"}])
         credential, secret_text = caller.directory.add_password(app, spec.get("displayName"), start, end)
+        journal.note("application", app["id"], tag_of(app), "changed", fields=["passwordCredentials"])
+        journal.note("password_credential", credential["keyId"], None, "created", application=app["id"])
         result = dict(credential, secretText=secret_text)
         return self._entity(request, 200, result, "microsoft.graph.passwordCredential")
 
     def _remove_password(self, request, caller, app, identifier):
         if app is None:
             raise not_found(identifier)
+        journal.note("application", app["id"], tag_of(app), "addressed")
         caller.require_app_write(app)
         key_id = self._body(request).get("keyId")
         if not key_id:
             raise invalid_value("keyId", "Application")
+        key_tag = provenance.credential_tag(app, key_id)
         if not caller.directory.remove_password(app, key_id):
             raise not_found(key_id)
+        journal.note("application", app["id"], tag_of(app), "changed", fields=["passwordCredentials"])
+        journal.note("password_credential", str(key_id).lower(), key_tag, "deleted", application=app["id"])
         return Response.empty(204)
 
     # ----- service principals --------------------------------------------------------------------------
@@ -520,7 +536,9 @@ class GraphService(Service):
                 sp = self._find_sp(caller, key_name, identifier)
                 if sp is None:
                     raise not_found(identifier)
+                journal.note("service_principal", sp["id"], tag_of(sp), "addressed")
                 self._require_sp_write(caller, sp)
+                _note_service_principal_deleted(caller.directory, sp)
                 caller.directory.delete_service_principal(sp)
                 return Response.empty(204)
             raise _method_not_allowed()
@@ -544,6 +562,7 @@ class GraphService(Service):
             owner_field = "principalId" if as_principal else "resourceId"
             if assignment is None or assignment[owner_field] != sp["id"]:
                 raise not_found(sub_id)
+            journal.note("app_role_assignment", sub_id, tag_of(assignment), "deleted", principal=assignment["principalId"])
             del caller.directory.assignments[sub_id]
             return Response.empty(204)
         raise _method_not_allowed()
@@ -583,7 +602,9 @@ class GraphService(Service):
             raise bad_request(message, details=[{"code": "NoBackingApplicationObject", "message": message, "target": "appId"}])
         if "Application.ReadWrite.All" not in caller.roles and not (OWNED_BY in caller.roles and caller.owns(app)):
             raise denied()
-        return directory.create_service_principal(app, self._sp_fields(body, creating=True), owner_id=caller.service_principal_id)
+        sp = directory.create_service_principal(app, self._sp_fields(body, creating=True), owner_id=caller.service_principal_id)
+        journal.note("service_principal", sp["id"], None, "created")
+        return sp
 
     def _create_sp(self, request, caller):
         if not ({"Application.ReadWrite.All", OWNED_BY} & caller.roles):
@@ -605,8 +626,11 @@ class GraphService(Service):
                 sp = self._new_sp(caller, identifier, body)
                 return self._entity(request, 201, public(sp), "servicePrincipals/$entity")
             raise not_found(identifier)
+        journal.note("service_principal", sp["id"], tag_of(sp), "addressed")
         self._require_sp_write(caller, sp)
-        sp.update(self._sp_fields(body, creating=False))
+        fields = self._sp_fields(body, creating=False)
+        sp.update(fields)
+        journal.note("service_principal", sp["id"], tag_of(sp), "changed", fields=list(fields))
         return Response.empty(204)
 
     # ----- app role assignments ---------------------------------------------------------------------------
@@ -623,6 +647,9 @@ class GraphService(Service):
         directory = caller.directory
         principal = directory.service_principals.get(body["principalId"].lower()) or directory.service_principals.get(body["principalId"])
         resource = directory.service_principals.get(body["resourceId"].lower()) or directory.service_principals.get(body["resourceId"])
+        if principal is not None:
+            # The client gains a permission: consent changes the principal, not the resource it is granted on.
+            journal.note("service_principal", principal["id"], tag_of(principal), "addressed")
         for obj, identifier in ((principal, body["principalId"]), (resource, body["resourceId"])):
             if obj is None or self._fresh(obj, caller):
                 raise bad_request("Resource '%s' does not exist or one of its queried reference-property objects are not present." % identifier)
@@ -634,11 +661,46 @@ class GraphService(Service):
         if directory.find_assignment(principal["id"], resource["id"], role_id):
             raise bad_request("Permission being assigned already exists on the object")
         assignment = directory.create_assignment(principal, resource, role["id"] if role else DEFAULT_ACCESS_ROLE_ID)
+        journal.note("service_principal", principal["id"], tag_of(principal), "changed", fields=["appRoleAssignments"])
+        journal.note("app_role_assignment", assignment["id"], None, "created", principal=principal["id"])
         fragment = "servicePrincipals('%s')/%s/$entity" % (url_sp["id"], "appRoleAssignments" if as_principal else "appRoleAssignedTo")
         return self._entity(request, 201, public(assignment), fragment)
 
 
 _ODATA_JSON = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+
+
+# ----- the write journal (journal.py): what a write did to which object ----------------------------------------
+def _note_application_changed(app, requested_before, fields):
+    """A PATCH of an application: the fields it set, and each requiredResourceAccess entry it added or dropped (an
+    entry's provenance tag stays with the application, keyed by resource, id and type, so re-sending it is no change)."""
+    journal.note("application", app["id"], tag_of(app), "changed", fields=sorted(fields))
+    if "requiredResourceAccess" not in fields:
+        return
+    requested_after = provenance.rra_entries(app)
+    for key in sorted(set(requested_before) - set(requested_after)):
+        journal.note("required_resource_access", "%s|%s" % (app["id"], key), provenance.rra_tag(app, key), "deleted", application=app["id"])
+    for key in sorted(set(requested_after) - set(requested_before)):
+        journal.note("required_resource_access", "%s|%s" % (app["id"], key), provenance.rra_tag(app, key), "created", application=app["id"])
+
+
+def _note_service_principal_deleted(directory, sp):
+    journal.note("service_principal", sp["id"], tag_of(sp), "deleted")
+    for assignment in directory.assignments_of(principal_id=sp["id"]) + directory.assignments_of(resource_id=sp["id"]):
+        journal.note("app_role_assignment", assignment["id"], tag_of(assignment), "deleted", principal=assignment["principalId"])
+
+
+def _note_application_deleted(directory, app):
+    """Deleting an application deletes its secrets, the permissions it requests and its service principal with it."""
+    journal.note("application", app["id"], tag_of(app), "deleted")
+    for credential in app["passwordCredentials"]:
+        journal.note("password_credential", credential["keyId"].lower(), provenance.credential_tag(app, credential["keyId"]), "deleted",
+                     application=app["id"])
+    for key in provenance.rra_entries(app):
+        journal.note("required_resource_access", "%s|%s" % (app["id"], key), provenance.rra_tag(app, key), "deleted", application=app["id"])
+    sp = directory.sp_by_app_id(app["appId"])
+    if sp is not None and sp["appOwnerOrganizationId"] == directory.tenant_id:
+        _note_service_principal_deleted(directory, sp)
 
 
 def _method_not_allowed():

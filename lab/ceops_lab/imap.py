@@ -30,7 +30,7 @@ import time
 
 from .dovecot import DictFailure, Dovecot, DovecotError
 from .imap_smtp_state import mail_state
-from .server import Service
+from .service import Service
 
 LOG = logging.getLogger("ceops_lab")
 REFUSED = "AUTHENTICATE failed."  # Exchange's text; Dovecot sends it as "NO [CONTACTADMIN] AUTHENTICATE failed."

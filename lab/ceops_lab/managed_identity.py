@@ -19,7 +19,7 @@ import secrets
 import uuid
 
 from . import tokens
-from .server import Response, Service
+from .service import Response, Service
 
 API_VERSION = "2019-08-01"
 HEADER = "X-IDENTITY-HEADER"

@@ -1,6 +1,6 @@
-"""HTTP plumbing shared by every emulated service, and the Lab that runs them.
+"""The Lab that runs the emulated services.
 
-Each service is a Service subclass in its own module, listed in services.SERVICE_CLASSES; the Lab
+Each service is a service.Service subclass in its own module, listed in services.SERVICE_CLASSES; the Lab
 binds one HTTPS server per service on 127.0.0.1 (a free port each), and every request goes
 through Lab.dispatch: request ids, fault injection, counting and the one-line request log are
 done here once, so a service only answers requests.
@@ -16,141 +16,19 @@ import ssl
 import sys
 import threading
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import journal, worlds
 from .ca import CertificateAuthority, SelfSignedIdentity
-from .counters import Counters, template_path
+from .counters import READ_METHODS, Counters
 from .faults import Faults
+from .seeding import seed_directory
+from .service import Request
+from .services import SERVICE_CLASSES
 from .state import World, load_seed
 
 LOG = logging.getLogger("ceops_lab")
 BIND_HOST = "127.0.0.1"  # never anything else: the lab has no authentication on its admin API
-
-
-class Request:
-    """What a service sees of an HTTP request."""
-
-    def __init__(self, service, method, raw_path, headers, body, base_url):
-        parts = urlsplit(raw_path)
-        self.service = service
-        self.method = method.upper()
-        self.raw_path = parts.path
-        self.path = unquote(parts.path)
-        self.query_string = parts.query
-        self.query = parse_qs(parts.query, keep_blank_values=True)
-        self.headers = headers
-        self.body = body
-        self.base_url = base_url
-        self.request_id = str(uuid.uuid4())
-        self.client_request_id = headers.get("client-request-id")
-        # Set by a service when it knows which directory the request belongs to (for counters).
-        self.directory = None
-
-    def header(self, name, default=None):
-        return self.headers.get(name, default)
-
-    def arg(self, name, default=None):
-        values = self.query.get(name)
-        return values[0] if values else default
-
-    def json(self):
-        """The JSON body; raises ValueError when it is not JSON."""
-        if not self.body:
-            return None
-        return json.loads(self.body.decode("utf-8"))
-
-    def form(self):
-        """An application/x-www-form-urlencoded body as {name: first value}."""
-        try:
-            text = self.body.decode("utf-8")
-        except UnicodeDecodeError:
-            return {}
-        return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
-
-
-class Response:
-    def __init__(self, status, body=b"", headers=None, content_type="application/json; charset=utf-8"):
-        self.status = status
-        self.body = body
-        self.headers = dict(headers or {})
-        if body or status not in (204, 304):
-            self.headers.setdefault("Content-Type", content_type)
-
-    @classmethod
-    def json(cls, status, obj, headers=None, content_type="application/json; charset=utf-8"):
-        return cls(status, json.dumps(obj).encode("utf-8"), headers, content_type)
-
-    @classmethod
-    def empty(cls, status=204, headers=None):
-        return cls(status, b"", headers)
-
-
-class Service:
-    """Base of an emulated service. Subclasses set `name` and implement handle()."""
-
-    name = None
-    # False for services that must stay reliable whatever a test injects (the admin API).
-    faultable = True
-    # Path segments whose following segment is an id even when it is not a GUID (counter templates).
-    id_segments = ()
-    # False for a service that speaks another protocol on its own loopback port (IMAP, SMTP): the Lab
-    # then calls start() in bind() (which sets self.url) and stop() when it stops, instead of
-    # binding an HTTPS server for it; lab.json lists it under "listeners", not "services".
-    http = True
-
-    def __init__(self, lab):
-        self.lab = lab
-        self.url = None
-
-    def handle(self, request):
-        raise NotImplementedError
-
-    def endpoint(self, request):
-        return "%s %s" % (request.method, template_path(request.raw_path, self.id_segments))
-
-    def directory_of(self, request):
-        """Tenant id the request belongs to, for per-directory counters; None if unknown."""
-        return request.directory
-
-    def counted_method(self, request):
-        """The method the counters classify a request by (GET/HEAD = read): RPC-style services
-        (Exchange's InvokeCommand, WS-Management) count a POST that only reads as a read."""
-        return request.method
-
-    def fault_response(self, request, status, retry_after, body=None):
-        headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else {}
-        if body is not None:
-            return Response.json(status, body, headers)
-        return Response.json(status, {"error": "injected fault", "status": status}, headers)
-
-    def error_response(self, request, exc):
-        """An unexpected exception inside the service: a 500 in the service's own error shape."""
-        return self.fault_response(request, 500, None)
-
-    def snapshot(self):
-        return {}
-
-    def reset(self):
-        """Back to the seed (POST /reset), for services that keep state outside lab.world."""
-
-    def ansible_vars(self):
-        """Variables this service contributes to lab-vars.yml."""
-        return {}
-
-    def env_vars(self):
-        return {}
-
-    def directory_vars(self, entry):
-        """Variables this service adds to lab_directories.<name> (entry: the directory's seed entry)."""
-        return {}
-
-    def start(self):
-        """Start listening (services with http = False); raise to abort the lab's start."""
-
-    def stop(self):
-        """Stop listening and end child processes (services with http = False)."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -207,8 +85,6 @@ class Lab:
     """A running lab: key material, the world, faults, counters and one server per service."""
 
     def __init__(self, state_dir, consistency_window=0.0, latency_ms=0):
-        from .services import SERVICE_CLASSES  # services import this module
-
         self.state_dir = os.path.abspath(state_dir)
         os.makedirs(self.state_dir, exist_ok=True)
         self.started_at = datetime.datetime.now(datetime.timezone.utc)
@@ -227,11 +103,12 @@ class Lab:
             identity.write_pem(path)
             self.automation_certificates[entry["name"]] = identity
             self.automation_certificate_paths[entry["name"]] = path
-        self.world = World(self.seed, self.automation_certificates)
+        self.world = World(self.seed, self.automation_certificates, seeders=[seed_directory])
         self.default_consistency_window = float(consistency_window or 0)
         self.default_latency_ms = int(latency_ms or 0)
         self.faults = Faults(self._fault_defaults())
         self.counters = Counters()
+        self.journal = journal.Journal()
         self.services = {}
         for service_class in SERVICE_CLASSES:
             self.services[service_class.name] = service_class(self)
@@ -264,6 +141,7 @@ class Lab:
         for service in self.services.values():
             service.reset()
         self.counters.reset()
+        self.journal.reset()
         self.faults = Faults(self._fault_defaults())
 
     def url(self, service):
@@ -282,31 +160,40 @@ class Lab:
             delay = self.faults.latency_seconds(service.name)
             if delay:
                 time.sleep(delay)
-            fault = self.faults.pick(service.name, request.method, request.raw_path)
+            fault = self.faults.pick(service.name, request.method, request.raw_path, request.body)
             if fault is not None:
                 faulted = True
                 retry_after = self.faults.resolve_retry_after(service.name, fault)
                 response = service.fault_response(request, fault["status"], retry_after, fault.get("body"))
         if response is None:
+            journal.begin()
             try:
                 response = service.handle(request)
             except Exception as exc:  # noqa: BLE001 - a lab bug must answer 500, not drop the connection
                 LOG.exception("%s %s %s failed", service.name, request.method, request.raw_path)
                 response = service.error_response(request, exc)
+            finally:
+                notes = journal.end()
+        else:
+            notes = []
         response.headers.setdefault("request-id", request.request_id)
         response.headers.setdefault("client-request-id", request.client_request_id or request.request_id)
-        self._write(handler, request, response)
         directory = None
         try:
             directory = service.directory_of(request)
-        except Exception:  # noqa: BLE001 - counting must never break a response already sent
+        except Exception:  # noqa: BLE001 - counting must never break a response
             LOG.debug("directory_of failed", exc_info=True)
         try:
             counted_method = service.counted_method(request)
-        except Exception:  # noqa: BLE001 - counting must never break a response already sent
+        except Exception:  # noqa: BLE001 - counting must never break a response
             counted_method = request.method
         endpoint = service.endpoint(request)
+        # Counted and journaled before the answer leaves, so a client that reads them right after sees its request.
         self.counters.record(service.name, counted_method, endpoint, response.status, directory=directory, faulted=faulted)
+        if service.journaled and counted_method.upper() not in READ_METHODS:
+            self.journal.record(service.name, request.method, endpoint, response.status, notes, faulted=faulted,
+                                request_id=request.request_id, **service.journal_scope(directory))
+        self._write(handler, request, response)
         LOG.info("%s %s %s %s request-id=%s%s", service.name, request.method, _log_path(request), response.status,
                  request.request_id, " (fault)" if faulted else "")
         if service.faultable:
@@ -385,13 +272,14 @@ class Lab:
             "ca_file": self.ca_file,
             "log_file": os.path.join(self.state_dir, "lab.log"),
             "started_at": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "world": worlds.current(),
             "vars_file": os.path.join(self.state_dir, "lab-vars.yml"),
             "services": {name: {"url": service.url} for name, service in self.services.items() if service.http},
             "listeners": {name: {"url": service.url} for name, service in self.services.items() if not service.http},
         }
 
     def ansible_vars(self):
-        result = {"lab_ca_path": self.ca_file}
+        result = {"lab_ca_path": self.ca_file, "lab_world": worlds.current()}
         for service in self.services.values():
             result.update(service.ansible_vars())
         directories = {}

@@ -44,7 +44,7 @@ import uuid
 
 from . import exchange_state as exo
 from .imap_smtp_state import Decision, find_mailbox, mail_state, parse_xoauth2
-from .server import Service
+from .service import Service
 
 LOG = logging.getLogger("ceops_lab")
 HOST_NAME = "CEOPSLAB01.lab.prod.outlook.invalid"  # shaped like Exchange's server names; never resolvable

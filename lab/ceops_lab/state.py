@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import string
 import threading
@@ -63,6 +64,18 @@ def parse_iso(text):
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
     return moment
+
+
+_RELATIVE = re.compile(r"^now([+-]\d+)d$")
+
+
+def parse_seed_time(text, now=None):
+    """A date in a seed: ISO 8601, or "now-365d" / "now+30d" (days from now, resolved when the world is built, so a
+    seeded secret stays current or expired whatever the date the lab runs on)."""
+    match = _RELATIVE.match(str(text).strip()) if isinstance(text, str) else None
+    if match:
+        return (now or utcnow()) + datetime.timedelta(days=int(match.group(1)))
+    return parse_iso(text)
 
 
 def public(obj):
@@ -208,6 +221,7 @@ class Directory:
             pseudo_app = {"appId": resource["appId"], "displayName": resource["displayName"], "appRoles": resource["appRoles"]}
             sp = service_principal_template(sp_id, pseudo_app, microsoft_tenant_id)
             sp["servicePrincipalNames"] = list(resource["servicePrincipalNames"])
+            sp["oauth2PermissionScopes"] = copy.deepcopy(resource.get("oauth2PermissionScopes") or [])
             sp["signInAudience"] = "AzureADMultipleOrgs"
             sp["_created"] = 0.0  # seeded objects are visible from the start
             self.service_principals[sp_id] = sp
@@ -401,12 +415,14 @@ class Directory:
 class World:
     """All directories of the lab, rebuilt from the seed on reset()."""
 
-    def __init__(self, seed, automation_certificates):
+    def __init__(self, seed, automation_certificates, seeders=()):
         self.lock = threading.RLock()
         self.seed = seed
         # {directory name: SelfSignedIdentity}; generated once per lab process so the PEM files
         # handed to inventories stay valid across resets.
         self.automation_certificates = automation_certificates
+        # Callables (directory, seed entry, seed) that seed more than the automation identity (seeding.seed_directory).
+        self.seeders = list(seeders)
         self.directories = {}
         self.reset()
 
@@ -416,6 +432,8 @@ class World:
             for entry in self.seed["directories"]:
                 directory = Directory(entry, self.seed["resources"], self.seed["microsoft_tenant_id"])
                 self._seed_automation(directory, entry["automation"])
+                for seeder in self.seeders:
+                    seeder(directory, entry, self.seed)
                 self.directories[directory.tenant_id] = directory
 
     def _seed_automation(self, directory, spec):

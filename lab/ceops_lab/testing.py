@@ -2,7 +2,8 @@
 
 Fixtures:
   lab        session-scoped: a lab started in a temporary state dir (stopped at the end); a LabAdmin.
-  fresh_lab  function-scoped: the same lab after reset() (state, counters, faults back to seed).
+  fresh_lab  function-scoped: the same lab after reset() (state, counters, journal, faults back to seed).
+  brownfield_lab, fresh_brownfield_lab   the same for a lab of the brownfield world (its own process).
 
 Helpers for tests that talk to the lab: LabHttpClient (an msal http_client that trusts the lab CA
 even where REQUESTS_CA_BUNDLE is set), claims_of / header_of (decode a JWT without verifying it).
@@ -17,23 +18,44 @@ from .admin import LabAdmin
 from .cli import CliError, start_lab, stop_lab
 
 
+def _running_lab(tmp_path_factory, world=None):
+    state_dir = str(tmp_path_factory.mktemp("ceops-lab-%s" % (world or "default")))
+    try:
+        start_lab(state_dir, world=world)
+    except CliError as exc:
+        pytest.fail("could not start the lab (world %s): %s" % (world or "default", exc), pytrace=False)
+    return state_dir
+
+
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):
-    state_dir = tmp_path_factory.mktemp("ceops-lab")
+    state_dir = _running_lab(tmp_path_factory)
     try:
-        start_lab(str(state_dir))
-    except CliError as exc:
-        pytest.fail("could not start the lab: %s" % exc, pytrace=False)
-    try:
-        yield LabAdmin(str(state_dir))
+        yield LabAdmin(state_dir)
     finally:
-        stop_lab(str(state_dir))
+        stop_lab(state_dir)
 
 
 @pytest.fixture
 def fresh_lab(lab):
     lab.reset()
     yield lab
+
+
+@pytest.fixture(scope="session")
+def brownfield_lab(tmp_path_factory):
+    """A second lab, of the brownfield world (lab/README.md): directories where the runbook was walked by hand."""
+    state_dir = _running_lab(tmp_path_factory, world="brownfield")
+    try:
+        yield LabAdmin(state_dir)
+    finally:
+        stop_lab(state_dir)
+
+
+@pytest.fixture
+def fresh_brownfield_lab(brownfield_lab):
+    brownfield_lab.reset()
+    yield brownfield_lab
 
 
 def _b64_json(segment):

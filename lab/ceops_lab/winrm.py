@@ -132,8 +132,9 @@ import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape
 
 from . import exchange_state as exo
+from . import journal
 from . import winrm_ntlm
-from .server import Response, Service
+from .service import Response, Service
 
 SCRIPT_BEGIN = "----- BEGIN CEOPS EXO SCRIPT -----"
 SCRIPT_END = "----- END CEOPS EXO SCRIPT -----"
@@ -646,6 +647,10 @@ class WinrmService(Service):
                     _failed(result, exc.prefixed, exc.category, exc.type_name)
         self.lab.counters.record(self.name, "GET" if cmdlet.is_read else "POST", "CMDLET %s" % cmdlet.name, status,
                                  directory=directory.tenant_id)
+        notes = journal.take()  # this cmdlet's notes: a WS-Management request may run more than one
+        if not cmdlet.is_read:
+            self.lab.journal.record(self.name, "POST", "CMDLET %s" % cmdlet.name, status, notes, directory=directory.tenant_id,
+                                    request_id=request.request_id)
         return result
 
     def _connect(self, exo_request, cmdlet):

@@ -16,7 +16,7 @@ from collection_artifact import BIN, REPO, build_collection, galaxy_version
 
 COLLECTION = "ceops.exchange_oauth"
 # Paths of the working tree that are not collection content (galaxy.yml build_ignore).
-NOT_SHIPPED = ("lab/", "inventories/lab/", "tests/integration/", "tests/lab/", "extensions/molecule/", "scripts/", "bench/", "build/", ".lab/", ".venv/",
+NOT_SHIPPED = ("lab/", "inventories/lab/", "inventories/brownfield/", "tests/integration/", "tests/lab/", "extensions/molecule/", "scripts/", "bench/", "build/", ".lab/", ".venv/",
                ".ci/", ".git/", ".pytest_cache/")
 NOT_SHIPPED_FILES = ("Makefile", "conftest.py", "pytest.ini", "requirements-dev.txt", ".ansible-lint", "execution-environment.yml")
 # What users need from the repository root.

@@ -78,6 +78,15 @@ def test_run_ps_get_mailbox_and_shared_state_with_rest(fresh_lab, run, contoso):
     assert counters["writes"] == {"CMDLET New-ServicePrincipal": 1, "CMDLET Add-MailboxPermission": 2}
     assert counters["reads"]["POST /wsman Create"] == 4 and counters["reads"]["POST /wsman Delete"] == 4
     assert fresh_lab.writes("exchange") == 0
+    # The write journal has one entry per cmdlet that writes, with what it did (the WS-Management requests are reads).
+    journal = fresh_lab.journal()
+    assert [(e["service"], e["directory"], e["endpoint"], e["status"]) for e in journal] == [
+        ("winrm", contoso["tenant_id"], "CMDLET New-ServicePrincipal", 200), ("winrm", contoso["tenant_id"], "CMDLET Add-MailboxPermission", 200),
+        ("winrm", contoso["tenant_id"], "CMDLET Add-MailboxPermission", 400)]
+    assert journal[0]["objects"] == [{"kind": "exchange_service_principal", "id": sp_id, "provenance": None, "action": "created",
+                                      "app_id": contoso["automation_client_id"]}]
+    permission = {"kind": "mailbox_permission", "id": "%s|%s|Allow" % (MAILBOX, sp_id), "provenance": None}
+    assert [journal[1]["objects"], journal[2]["objects"]] == [[dict(permission, action="created")], [dict(permission, action="addressed")]]
 
 
 def test_cmdlet_errors_are_data_not_exit_codes(run):

@@ -1,17 +1,20 @@
 # -*- coding: utf-8 -*-
-"""An in-memory CE Portal behind a fake requests session, and a checker of requests against the contract.
+"""The lab's CE Portal run in-process behind a fake requests session, and a checker of requests against the contract.
 
-The unit tests of the CE client and modules run against FakePortal; every request they send is
-checked against docs/ce-portal-api.yaml by Contract. The tests at the end check the checker.
+The unit tests of the CE client and modules run against FakePortal, which is the lab's CE Portal emulator
+(ceops_lab.ce_portal: one emulator for unit tests and the lab) with test helpers around it; every request they send
+is checked against docs/ce-portal-api.yaml by Contract. The tests at the end check the checker and the harness.
 """
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import importlib
 import json
 import os
 import re
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
@@ -20,13 +23,12 @@ from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import ce_module, ce_portal
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import Transport
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 CONTRACT_PATH = os.path.join(REPO, "docs", "ce-portal-api.yaml")
 URL = "https://ce.example.test/emea"
 DEPLOYMENT_TOKEN = "deployment-admin-token"
-TENANT_TOKENS = {"acme-admin-token": "acme", "globex-admin-token": "globex"}
 
 
 # -- the contract checker ---------------------------------------------------------------------------
@@ -134,13 +136,24 @@ def shared_contract():
     return _CONTRACT[0]
 
 
-# -- the fake Portal --------------------------------------------------------------------------------
+# -- the lab's CE Portal, in-process ---------------------------------------------------------------
+# The one CE Portal emulator of this project is the lab's (lab/ceops_lab/ce_portal.py and ce_portal_state.py, built from
+# the contract). Unit tests run that same Portal in-process, behind a fake requests session, with a virtual clock.
+ceops_lab_ce_portal = pytest.importorskip("ceops_lab.ce_portal", reason="the lab's CE Portal (pip install -e ./lab; not shipped)")
+ceops_lab_faults = pytest.importorskip("ceops_lab.faults")
+ceops_lab_service = pytest.importorskip("ceops_lab.service")
+BASE_URL = "https://ce.example.test"
+DEPLOYMENT = "emea"
+
+
 class FakeResponse:
-    def __init__(self, status, body=None, headers=None, url="", method="GET"):
+    """What the transport reads of a requests.Response."""
+
+    def __init__(self, status, body=None, headers=None, url="", method="GET", text=None):
         self.status_code = status
         self._body = body
         self.headers = requests.structures.CaseInsensitiveDict(headers or {})
-        self.text = json.dumps(body) if body is not None else ""
+        self.text = text if text is not None else (json.dumps(body) if body is not None else "")
         self.content = self.text.encode("utf-8")
         self.reason = "reason"
         self.url = url
@@ -152,12 +165,6 @@ class FakeResponse:
         return self._body
 
 
-class PortalError(Exception):
-    def __init__(self, status, code, message, details=None, headers=None):
-        super(PortalError, self).__init__(message)
-        self.status, self.code, self.message, self.details, self.headers = status, code, message, details or [], headers or {}
-
-
 class FakeSession:
     def __init__(self, portal):
         self.portal = portal
@@ -167,26 +174,45 @@ class FakeSession:
         return self.portal.handle(method, url, dict(headers or {}), dict(params or {}), json, auth)
 
 
+class _Lab:
+    """What the Portal needs of a lab when it runs without one: fault settings (page_size, one-shot answers)."""
+
+    def __init__(self):
+        self.faults = ceops_lab_faults.Faults()
+        self.seed = {}
+
+
 class FakePortal:
-    """Enough of the contract for the client and the modules; ``page_size`` is small so paging is exercised."""
+    """The lab's CE Portal (one deployment, "emea", with tenants acme and globex) behind a fake requests session.
+
+    Test helpers around it: a virtual clock (sleep / now) that batch updates run on, predictable ids ("egw-1"),
+    add_gateway / add_settings / add_connection to arrange existing objects, a request log checked against the contract,
+    faults (one-shot answers: (method, path regex below /api/v1, status, code, headers)) and hooks (callables run once
+    before a matching request). page_size is small so paging is exercised."""
 
     def __init__(self, version="7.4.4", capabilities=None, page_size=2, tenants=("acme", "globex")):
-        self.version = version
-        self.capabilities = capabilities if capabilities is not None else (
-            ["oauth_receive_imap"] + (["oauth_send_smtp"] if ce_portal.parse_version(version) >= (7, 6, 0) else [])
-            if ce_portal.parse_version(version) >= (7, 4, 4) else [])
-        self.page_size = page_size
-        self.tenants = list(tenants)
-        self.users = {("admin", "admin-password"): None}
-        self.gateways, self.settings, self.connections, self.secrets, self.mailboxes = {}, {}, {}, {}, {}
-        self.pending, self.updates = [], []
-        self.update_duration, self.update_outcome, self.update_errors = 10.0, "succeeded", []
         self.now = 0.0
         self.sequence = 0
         self.log = []           # (method, path, headers, params, body) of every request
-        self.faults = []        # [(method, path regex, status, code, headers)] one-shot answers
+        self.answers = []       # the JSON answered to each request of the log (None when empty)
+        self.faults = []        # [(method, path regex, status, code, headers)] one-shot error answers
         self.hooks = []         # [(method, path regex, callable)] run once before a matching request
         self.contract = shared_contract()
+        self.tenants = list(tenants)
+        self._lab = _Lab()
+        entry = {"name": DEPLOYMENT, "version": version, "admin_username": "admin", "email_gateways": [],
+                 "tenants": [{"name": t, "display_name": t.title(), "admin_username": t + "-admin", "mailboxes": []} for t in tenants]}
+        if capabilities is not None:
+            entry["capabilities"] = list(capabilities)
+        credentials = {DEPLOYMENT: {"admin": {"username": "admin", "password": "admin-password", "token": DEPLOYMENT_TOKEN},
+                                    "tenants": {t: {"username": t + "-admin", "password": t + "-password", "token": t + "-admin-token"}
+                                                for t in tenants}}}
+        self.service = ceops_lab_ce_portal.CePortalService(self._lab, seed={"deployments": [entry]}, credentials=credentials,
+                                                           clock=self.clock, id_factory=self.new_id)
+        self.service.url = BASE_URL
+        self.deployment = self.service.deployments[DEPLOYMENT]
+        self.deployment.settings.update(page_size=page_size, update_seconds=10.0)
+        self._outcome, self._errors = "succeeded", []
 
     # -- test helpers ----------------------------------------------------------------------------
     def sleep(self, seconds):
@@ -221,34 +247,91 @@ class FakePortal:
             problems.extend(self.contract.check(method, path, headers, params, body))
         return problems
 
+    def answer_next(self, method, path_regex, status, body, count=1):
+        """The next `count` matching requests get `status` and `body` (any status, 200 included) instead of the Portal's
+        answer: the lab's fail_next fault. path_regex is below /api/v1, as in the log."""
+        self._lab.faults.set("ce", fail_next=[{"method": method, "path_regex": _below_api(path_regex), "status": status, "body": body,
+                                               "count": count}])
+
+    # What the Portal holds: its own objects (the contract's fields; "_" keys are the Portal's bookkeeping), so a test
+    # can also change one behind the API's back, as someone editing in the Portal would.
+    @property
+    def gateways(self):
+        return dict(self.deployment.gateways)
+
+    @property
+    def settings(self):
+        return {t.name: dict(t.oauth_settings) for t in self.deployment.tenants.values()}
+
+    @property
+    def secrets(self):
+        return {i: o.get("_secret") for t in self.deployment.tenants.values() for i, o in t.oauth_settings.items()}
+
+    @property
+    def connections(self):
+        return {t.name: dict(t.connections) for t in self.deployment.tenants.values()}
+
+    @property
+    def pending(self):
+        return self.deployment.pending()["changes"]
+
+    # Batch updates started from now on take update_duration seconds and end with update_outcome / update_errors.
+    @property
+    def update_duration(self):
+        return self.deployment.settings["update_seconds"]
+
+    @update_duration.setter
+    def update_duration(self, seconds):
+        self.deployment.settings["update_seconds"] = float(seconds)
+
+    @property
+    def update_outcome(self):
+        return self._outcome
+
+    @update_outcome.setter
+    def update_outcome(self, outcome):
+        self._outcome = outcome
+        self._arm_failure()
+
+    @property
+    def update_errors(self):
+        return self._errors
+
+    @update_errors.setter
+    def update_errors(self, errors):
+        self._errors = list(errors)
+        self._arm_failure()
+
+    def _arm_failure(self):
+        failed = self._outcome == "failed"
+        self.deployment.settings["fail_next_update"] = ("; ".join(self._errors) or "mail server rejected the configuration") if failed else None
+
     def add_gateway(self, name, protocol="imap", host="outlook.office365.com", port=993, security="ssl", **extra):
-        gateway = {"id": self.new_id("gw"), "revision": 1, "name": name, "description": extra.get("description", ""),
-                   "inbound": {"protocol": protocol, "host": host, "port": port, "security": security},
-                   "outbound": {"host": "smtp.office365.com", "port": 587, "security": "starttls"}}
-        self.gateways[gateway["id"]] = gateway
-        return gateway
+        fields = {"name": name, "description": extra.get("description"), "inbound": {"host": host, "port": port, "security": security, "protocol": protocol},
+                  "outbound": {"host": "smtp.office365.com", "port": 587, "security": "starttls"}}
+        return self.deployment.add_existing(self.deployment.gateways, self.new_id("egw"), fields)
 
     def add_settings(self, tenant, name, client_id="0b2f6c1a-5d4e-4f3a-9b8c-7d6e5f4a3b2c", secret="s3cret", **extra):
-        settings = {"id": self.new_id("oauth"), "revision": 1, "name": name, "client_id": client_id,
-                    "scopes": ["https://outlook.office365.com/.default"],
-                    "token_endpoint_url": "https://login.microsoftonline.com/t/oauth2/v2.0/token"}
-        settings.update(extra)
-        self.settings.setdefault(tenant, {})[settings["id"]] = settings
-        self.secrets[settings["id"]] = secret
-        return settings
+        fields = {"name": name, "client_id": client_id, "scopes": ["https://outlook.office365.com/.default"],
+                  "token_endpoint_url": "https://login.microsoftonline.com/t/oauth2/v2.0/token"}
+        fields.update(extra)
+        return self.deployment.add_existing(self.deployment.tenant(tenant).oauth_settings, self.new_id("oas"), fields, secret=secret)
 
     def add_connection(self, tenant, name, gateway_id, settings_id=None, receive=False, send=False, mailboxes=()):
-        connection = {"id": self.new_id("conn"), "revision": 1, "name": name, "gateway_id": gateway_id, "oauth_settings_id": settings_id,
-                      "use_oauth_receive": receive, "use_oauth_send": send}
-        self.connections.setdefault(tenant, {})[connection["id"]] = connection
-        self.mailboxes[connection["id"]] = [{"address": a, "username": a} for a in mailboxes]
-        return connection
+        """An existing connection; `mailboxes` become the tenant's (the Portal lists a tenant's mailboxes on each connection)."""
+        owner = self.deployment.tenant(tenant)
+        fields = {"name": name, "gateway_id": gateway_id, "oauth_settings_id": settings_id, "use_oauth_receive": receive, "use_oauth_send": send}
+        obj = self.deployment.add_existing(owner.connections, self.new_id("ecn"), fields)
+        if mailboxes:
+            owner.mailboxes = [{"address": a, "username": a} for a in mailboxes]
+        return obj
 
-    def start_update(self, status_after=None):
-        update = {"id": self.new_id("upd"), "started": self.now, "covers": list(self.pending), "status": "queued",
-                  "requested_at": "2026-11-28T12:00:00Z", "finished_at": None, "errors": [], "outcome": status_after or self.update_outcome}
-        self.updates.insert(0, update)
-        return update
+    def record_change(self, tenant, kind, object_id):
+        self.deployment.record_change(tenant, kind, object_id)
+
+    def start_update(self):
+        """A batch update started by someone else."""
+        return self.deployment.start_update()
 
     # -- the server ------------------------------------------------------------------------------
     def handle(self, method, url, headers, params, body, auth):
@@ -259,226 +342,37 @@ class FakePortal:
                 self.hooks.remove(hook)
                 hook[2]()
                 break  # one hook per request: a list of hooks plays out over consecutive requests
-        for fault in list(self.faults):
-            if fault[0] in ("*", method) and re.search(fault[1], path):
-                self.faults.remove(fault)
-                status, code, extra_headers = fault[2], fault[3], fault[4]
-                return FakeResponse(status, {"error": {"code": code, "message": "injected", "details": []}},
-                                    dict({"X-Request-Id": "req-fault"}, **extra_headers), url, method)
-        self.tick()
-        try:
-            principal = self.authenticate(headers, auth)
-            status, answer, extra = self.route(method, path, params, body, principal, headers)
-        except PortalError as error:
-            return FakeResponse(error.status, {"error": {"code": error.code, "message": error.message, "details": error.details}},
-                                dict({"X-Request-Id": "req-%d" % len(self.log)}, **error.headers), url, method)
-        response_headers = dict({"X-Request-Id": "req-%d" % len(self.log)}, **extra)
-        if isinstance(answer, dict) and "revision" in answer:
-            response_headers["ETag"] = '"%d"' % answer["revision"]
-        return FakeResponse(status, answer, response_headers, url, method)
+        while self.faults:
+            fault_method, regex, status, code, extra_headers = self.faults.pop(0)
+            retry_after = float(extra_headers["Retry-After"]) if "Retry-After" in extra_headers else None  # None: no header
+            self._lab.faults.set("ce", fail_next=[{"method": fault_method, "path_regex": _below_api(regex), "status": status, "retry_after": retry_after,
+                                                   "body": {"error": {"code": code, "message": "injected", "details": []}}}])
+        request = self._request(method, url, headers, params, body, auth)
+        response = None
+        fault = self._lab.faults.pick("ce", method, request.raw_path, request.body)
+        if fault is not None:
+            response = self.service.fault_response(request, fault["status"], self._lab.faults.resolve_retry_after("ce", fault), fault.get("body"))
+        if response is None:
+            response = self.service.handle(request)
+        text = response.body.decode("utf-8")
+        answer = json.loads(text) if text else None
+        self.answers.append(answer)
+        return FakeResponse(response.status, answer, response.headers, url, method, text=text)
 
-    def authenticate(self, headers, auth):
-        authorization = headers.get("Authorization", "")
-        if authorization.startswith("Bearer "):
-            token = authorization[7:]
-            if token == DEPLOYMENT_TOKEN:
-                return None
-            if token in TENANT_TOKENS:
-                return TENANT_TOKENS[token]
-        elif auth and tuple(auth) in self.users:
-            return self.users[tuple(auth)]
-        raise PortalError(401, "unauthorized", "missing or invalid credentials")
+    def _request(self, method, url, headers, params, body, auth):
+        headers = requests.structures.CaseInsensitiveDict(headers)
+        if auth is not None:
+            headers["Authorization"] = "Basic " + base64.b64encode(("%s:%s" % tuple(auth)).encode("utf-8")).decode("ascii")
+        raw = urlsplit(url).path + ("?" + urlencode(params, doseq=True) if params else "")
+        data = json.dumps(body).encode("utf-8") if body is not None else b""
+        request = ceops_lab_service.Request(self.service, method, raw, headers, data, BASE_URL)
+        request.request_id = "req-%d" % len(self.log)
+        return request
 
-    def tick(self):
-        for update in self.updates:
-            if update["status"] in ("succeeded", "failed"):
-                continue
-            elapsed = self.now - update["started"]
-            if elapsed >= self.update_duration:
-                update["status"] = update["outcome"]
-                update["finished_at"] = "2026-11-28T12:01:00Z"
-                if update["status"] == "succeeded":
-                    self.pending = [c for c in self.pending if c not in update["covers"]]
-                else:
-                    update["errors"] = list(self.update_errors) or ["mail server rejected the configuration"]
-            elif elapsed > 0:
-                update["status"] = "running"
 
-    def page(self, items, params):
-        limit = min(int(params.get("limit", 50)), self.page_size)
-        start = int(params.get("cursor", 0))
-        chunk = items[start:start + limit]
-        more = start + limit < len(items)
-        return 200, {"items": chunk, "next_cursor": str(start + limit) if more else None}, {}
-
-    def check_tenant(self, tenant, principal):
-        if tenant not in self.tenants:
-            raise PortalError(404, "tenant_not_found", "no tenant %s" % tenant)
-        if principal is not None and principal != tenant:
-            raise PortalError(403, "forbidden", "not allowed on tenant %s" % tenant)
-
-    def check_revision(self, headers, record):
-        match = headers.get("If-Match")
-        if match is not None and match != '"%d"' % record["revision"]:
-            raise PortalError(412, "revision_mismatch", "revision is %d" % record["revision"])
-
-    def record_change(self, tenant, kind, object_id):
-        self.pending.append({"tenant": tenant, "kind": kind, "id": object_id, "changed_at": "2026-11-28T12:00:00Z"})
-
-    def route(self, method, path, params, body, principal, headers):
-        parts = path.strip("/").split("/")
-        if parts == ["info"]:
-            return 200, {"product": "CE", "version": self.version, "capabilities": self.capabilities}, {}
-        if parts == ["tenants"]:
-            return self.page([{"name": t, "display_name": t.title()} for t in self.tenants if principal in (None, t)], params)
-        if parts[0] == "email-gateways":
-            return self.route_gateways(method, parts[1:], params, body, principal, headers)
-        if parts[0] == "tenants" and len(parts) >= 3:
-            self.check_tenant(parts[1], principal)
-            if parts[2] == "oauth-settings":
-                return self.route_settings(method, parts[1], parts[3:], params, body, headers)
-            if parts[2] == "email-connections":
-                return self.route_connections(method, parts[1], parts[3:], params, body, headers)
-        if parts[0] == "server-updates":
-            return self.route_updates(method, parts[1:], params)
-        raise PortalError(404, "not_found", "no route %s" % path)
-
-    def lookup(self, table, object_id):
-        if object_id not in table:
-            raise PortalError(404, "not_found", "no object %s" % object_id)
-        return table[object_id]
-
-    def unique(self, table, name, except_id=None):
-        if any(o["name"] == name and o["id"] != except_id for o in table.values()):
-            raise PortalError(409, "name_conflict", "name %r is already used" % name, [{"field": "name", "message": "already used"}])
-
-    def listing(self, table, params, view=dict):
-        items = [view(o) for o in table.values() if "name" not in params or o["name"] == params["name"]]
-        return self.page(items, params)
-
-    def route_gateways(self, method, rest, params, body, principal, headers):
-        if method != "GET" and principal is not None:
-            raise PortalError(403, "forbidden", "only deployment administrators may change email gateways")
-        if not rest:
-            if method == "GET":
-                return self.listing(self.gateways, params)
-            self.unique(self.gateways, body["name"])
-            gateway = dict(body, id=self.new_id("gw"), revision=1)
-            self.gateways[gateway["id"]] = gateway
-            self.record_change(None, "email_gateway", gateway["id"])
-            return 201, gateway, {}
-        gateway = self.lookup(self.gateways, rest[0])
-        if method == "GET":
-            return 200, gateway, {}
-        self.check_revision(headers, gateway)
-        if method == "PUT":
-            self.unique(self.gateways, body["name"], gateway["id"])
-            revision = gateway["revision"] + 1
-            gateway.clear()
-            gateway.update(dict(body, id=rest[0], revision=revision))
-            self.record_change(None, "email_gateway", gateway["id"])
-            return 200, gateway, {}
-        if any(c["gateway_id"] == gateway["id"] for t in self.connections.values() for c in t.values()):
-            raise PortalError(409, "in_use", "an email connection uses this gateway")
-        del self.gateways[rest[0]]
-        self.record_change(None, "email_gateway", rest[0])
-        return 204, None, {}
-
-    def settings_view(self, settings):
-        view = dict(settings, client_secret_set=bool(self.secrets.get(settings["id"])))
-        view.setdefault("client_secret_updated_at", "2026-11-28T12:00:00Z" if view["client_secret_set"] else None)
-        return view
-
-    def route_settings(self, method, tenant, rest, params, body, headers):
-        table = self.settings.setdefault(tenant, {})
-        if not rest:
-            if method == "GET":
-                return self.listing(table, params, self.settings_view)
-            if not body.get("client_secret"):
-                raise PortalError(400, "validation_failed", "invalid", [{"field": "client_secret", "message": "required on create"}])
-            self.unique(table, body["name"])
-            settings = dict((k, v) for k, v in body.items() if k != "client_secret")
-            settings.update(id=self.new_id("oauth"), revision=1)
-            table[settings["id"]] = settings
-            self.secrets[settings["id"]] = body["client_secret"]
-            self.record_change(tenant, "oauth_settings", settings["id"])
-            return 201, self.settings_view(settings), {}
-        settings = self.lookup(table, rest[0])
-        if method == "GET":
-            return 200, self.settings_view(settings), {}
-        self.check_revision(headers, settings)
-        if method == "PUT":
-            self.unique(table, body["name"], settings["id"])
-            revision = settings["revision"] + 1
-            settings.update((k, v) for k, v in body.items() if k != "client_secret")
-            settings["revision"] = revision
-            if body.get("client_secret"):
-                self.secrets[settings["id"]] = body["client_secret"]
-                settings["client_secret_updated_at"] = "2026-11-28T13:00:00Z"
-            self.record_change(tenant, "oauth_settings", settings["id"])
-            return 200, self.settings_view(settings), {}
-        if any(c["oauth_settings_id"] == settings["id"] for c in self.connections.get(tenant, {}).values()):
-            raise PortalError(409, "in_use", "an email connection uses these settings")
-        del table[rest[0]]
-        self.record_change(tenant, "oauth_settings", rest[0])
-        return 204, None, {}
-
-    def validate_connection(self, tenant, body):
-        gateway = self.gateways.get(body["gateway_id"])
-        if gateway is None:
-            raise PortalError(400, "validation_failed", "invalid", [{"field": "gateway_id", "message": "unknown gateway"}])
-        if body.get("use_oauth_receive") and gateway["inbound"]["protocol"] == "pop3":
-            raise PortalError(400, "oauth_not_supported", "OAuth is not supported for POP3")
-        if body.get("use_oauth_send") and "oauth_send_smtp" not in self.capabilities:
-            raise PortalError(400, "oauth_not_supported", "OAuth for SMTP is not supported by this release")
-        if (body.get("use_oauth_receive") or body.get("use_oauth_send")) and not body.get("oauth_settings_id"):
-            raise PortalError(400, "validation_failed", "invalid", [{"field": "oauth_settings_id", "message": "required with OAuth"}])
-
-    def route_connections(self, method, tenant, rest, params, body, headers):
-        table = self.connections.setdefault(tenant, {})
-        if not rest:
-            if method == "GET":
-                return self.listing(table, params)
-            self.validate_connection(tenant, body)
-            self.unique(table, body["name"])
-            connection = dict(body, id=self.new_id("conn"), revision=1)
-            table[connection["id"]] = connection
-            self.mailboxes[connection["id"]] = []
-            self.record_change(tenant, "email_connection", connection["id"])
-            return 201, connection, {}
-        connection = self.lookup(table, rest[0])
-        if rest[1:] == ["mailboxes"]:
-            return self.page(self.mailboxes.get(connection["id"], []), params)
-        if method == "GET":
-            return 200, connection, {}
-        self.check_revision(headers, connection)
-        if method == "PUT":
-            self.validate_connection(tenant, body)
-            self.unique(table, body["name"], connection["id"])
-            revision = connection["revision"] + 1
-            connection.update(body)
-            connection["revision"] = revision
-            self.record_change(tenant, "email_connection", connection["id"])
-            return 200, connection, {}
-        del table[rest[0]]
-        self.record_change(tenant, "email_connection", rest[0])
-        return 204, None, {}
-
-    @staticmethod
-    def update_view(update):
-        return dict((k, update[k]) for k in ("id", "status", "requested_at", "finished_at", "errors"))
-
-    def route_updates(self, method, rest, params):
-        if rest == ["pending"]:
-            return 200, {"pending": bool(self.pending), "changes": list(self.pending)}, {}
-        if rest:
-            return 200, self.update_view(self.lookup(dict((u["id"], u) for u in self.updates), rest[0])), {}
-        if method == "GET":
-            return self.page([self.update_view(u) for u in self.updates], params)
-        active = next((u for u in self.updates if u["status"] in ("queued", "running")), None)
-        if active:
-            raise PortalError(409, "update_in_progress", "an update is in progress", [{"field": "id", "message": active["id"]}])
-        return 202, self.update_view(self.start_update()), {}
+def _below_api(regex):
+    """A path regex of the log (below /api/v1) as one for the Portal's full path (/emea/api/v1/...)."""
+    return "^/%s/api/v1" % DEPLOYMENT + regex[1:] if regex.startswith("^") else regex
 
 
 def warnings_of(result):
@@ -551,3 +445,37 @@ def test_contract_accepts_valid_requests(contract):
 def test_contract_finds_invalid_requests(contract, method, path, headers, body, expected):
     problems = contract.check(method, path, headers, {}, body)
     assert any(expected in p for p in problems), problems
+
+
+def test_the_harness_runs_the_labs_portal():
+    """One CE Portal emulator: what the unit tests talk to is the lab's, with its rules (POP3 never with OAuth, If-Match,
+    pending configuration, batch updates on the virtual clock)."""
+    portal = FakePortal()
+    assert isinstance(portal.service, ceops_lab_ce_portal.CePortalService)
+    client = portal.client()
+    pop = client.create_gateway({"name": "Legacy POP", "inbound": {"protocol": "pop3", "host": "outlook.office365.com", "port": 995, "security": "ssl"},
+                                 "outbound": {"host": "smtp.office365.com", "port": 587, "security": "starttls"}})
+    settings = client.create_oauth_settings("acme", {"name": "OAuth", "client_id": "0b2f6c1a-5d4e-4f3a-9b8c-7d6e5f4a3b2c",
+                                                     "scopes": ["https://outlook.office365.com/.default"],
+                                                     "token_endpoint_url": "https://login.microsoftonline.com/t/oauth2/v2.0/token"}, "s3cret")
+    with pytest.raises(ServiceError) as caught:
+        client.create_connection("acme", {"name": "POP", "gateway_id": pop["id"], "oauth_settings_id": settings["id"],
+                                          "use_oauth_receive": True, "use_oauth_send": False})
+    assert caught.value.code == "oauth_not_supported" and "POP3" in caught.value.message
+    assert portal.answers[-1]["error"]["code"] == "oauth_not_supported"
+    assert [c["kind"] for c in portal.pending] == ["email_gateway", "oauth_settings"]
+    update = client.start_update()[0]
+    portal.sleep(10)
+    assert client.wait_for_update(update["id"], deadline=portal.now + 1, interval=1)["status"] == "succeeded" and portal.pending == []
+    assert portal.deployment.applied["tenants"]["acme"]["oauth_settings"][settings["id"]]["_secret"] == "s3cret"
+    assert portal.contract_problems() == []
+
+
+def test_harness_faults_are_the_labs_fail_next_rules():
+    portal = FakePortal()
+    portal.faults.append(("GET", "^/info$", 503, "unavailable", {"Retry-After": "4"}))
+    sleeps = []
+    portal.sleep = sleeps.append
+    assert portal.client().info()["version"] == "7.4.4" and sleeps == [4.0]
+    assert [(entry[0], entry[1]) for entry in portal.log] == [("GET", "/info"), ("GET", "/info")]
+    assert portal.answers[0] == {"error": {"code": "unavailable", "message": "injected", "details": []}}

@@ -82,13 +82,14 @@ def test_bearer_and_basic_authentication(fake):
 
 
 def test_errors_carry_code_message_details_request_id_and_a_hint(fake):
-    fake.add_gateway("Exchange Online")
+    existing = fake.add_gateway("Exchange Online")
     with pytest.raises(ServiceError) as caught:
         fake.client().create_gateway(GATEWAY)
     error = caught.value
     assert (error.status, error.code) == (409, "name_conflict")
-    assert "already used" in error.message and "name: already used" in error.message
-    assert error.request_id == "req-%d" % len(fake.log) and error.details == [{"field": "name", "message": "already used"}]
+    assert "already exists" in error.message and "name: already used by %s" % existing["id"] in error.message
+    assert error.request_id == "req-%d" % len(fake.log) and error.details == fake.answers[-1]["error"]["details"] == [
+        {"field": "name", "message": "already used by %s" % existing["id"]}]
     assert "pick another name" in error.hint
     assert "409 name_conflict" in error.describe() and error.request_id in error.describe()
 
@@ -121,15 +122,17 @@ def test_paging_follows_next_cursor(fake):
     fake.add_gateway("Exchange Online")
     found = fake.client().find_gateway("Exchange Online")
     assert found["name"] == "Exchange Online"
-    # The fake ignores nothing: the name filter leaves one page; a plain list of six takes three pages of two.
+    # The name filter leaves one page; a plain list of six takes three pages of two, each asked with the cursor the one
+    # before it returned.
     assert len(fake.client()._list("email-gateways")) == 6
-    assert [entry[3].get("cursor") for entry in fake.log[-3:]] == [None, "2", "4"]
+    returned = [answer["next_cursor"] for answer in fake.answers[-3:]]
+    assert [entry[3].get("cursor") for entry in fake.log[-3:]] == [None] + returned[:2] and returned[2] is None and None not in returned[:2]
     assert all(entry[3]["limit"] == ce_portal.PAGE_LIMIT for entry in fake.log)
 
 
 def test_a_repeating_cursor_ends_with_an_error_not_a_hang(fake):
-    fake.page = lambda items, params: (200, {"items": items[:1], "next_cursor": "same"}, {})
-    fake.add_gateway("a")
+    gateway = fake.add_gateway("a")
+    fake.answer_next("GET", "^/email-gateways$", 200, {"items": [fake.deployment.gateway_view(gateway)], "next_cursor": "same"}, count=3)
     with pytest.raises(ServiceError, match="repeats cursor"):
         fake.client().find_gateway("a")
 
