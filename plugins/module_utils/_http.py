@@ -18,8 +18,11 @@ __metaclass__ = type
 import email.utils
 import json
 import random
+import re
 import time
 import uuid
+
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._scrub import escape_controls
 
 
 def _requests(service):
@@ -77,18 +80,66 @@ class ServiceError(Exception):
         return self.describe()
 
 
+# How much of a service's text a message quotes: an error message is short, a page or a body of unknown shape is
+# described, never pasted (it may be a whole HTML page, or echo the request with its credentials).
+MESSAGE_LIMIT = 1000
+QUOTE_LIMIT = 300
+LINE_LIMIT = 160
+# Text that is not a message: NUL and the other C0 controls but tab, line feed and carriage return.
+_BINARY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def cap(text, limit):
+    """``text`` cut to ``limit`` characters at a space (never inside a word, which could be part of a secret), saying
+    how much was left out."""
+    text = (text or "").strip()
+    if len(text) <= limit:
+        return text
+    space = text.rfind(" ", 0, limit + 1)
+    kept = text[:space].rstrip() if space > 0 else ""
+    return "%s[... %d more characters]" % (kept + " " if kept else "", len(text) - len(kept))
+
+
+def _body_bytes(response):
+    content = getattr(response, "content", None)
+    if isinstance(content, bytes):
+        return content
+    return (getattr(response, "text", None) or "").encode("utf-8")
+
+
+def describe_body(response):
+    """An answer that is not the JSON expected, in a few words: its content type, size and first line."""
+    content = _body_bytes(response)
+    content_type = ((getattr(response, "headers", None) or {}).get("Content-Type") or "no content type").split(";")[0].strip()
+    if not content.strip():
+        return "empty body"
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or _BINARY.search(text):
+        return "binary body of %d bytes (%s)" % (len(content), content_type)
+    first_line = next(line for line in text.splitlines() if line.strip())
+    return "%s body of %d bytes, first line: %s" % (content_type, len(content), cap(first_line, LINE_LIMIT))
+
+
+def quote_json(body):
+    """A JSON body of unexpected shape, capped."""
+    return cap(json.dumps(body), QUOTE_LIMIT)
+
+
 def default_error_parser(response):
     """Return (code, message, request_id, details) from a JSON error body of unknown shape."""
     try:
         body = response.json()
     except ValueError:
-        return None, (response.text or response.reason or "").strip()[:500], None, []
+        return None, describe_body(response), None, []
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         return error.get("code"), error.get("message", ""), None, error.get("details") or []
     if isinstance(error, str):
         return error, body.get("error_description", error), None, []
-    return None, json.dumps(body)[:500], None, []
+    return None, quote_json(body), None, []
 
 
 def retry_after_seconds(value, now=None):
@@ -225,6 +276,10 @@ class Transport:
                     "run again: the task reads what exists before it creates anything")
         elif response.status_code in RETRY_STATUSES:
             hint = "the service kept throttling after %d retries; run again later or with fewer forks" % self.max_retries
+        if message is not None and not isinstance(message, str):
+            message = json.dumps(message)
+        # What a service says goes into messages and logs: capped, and never with control characters in it.
+        message = escape_controls(cap(message, MESSAGE_LIMIT))
         return ServiceError(self.service, message or response.reason or "error", status=response.status_code, code=code,
                             request_id=request_id, details=details, method=response.request.method if response.request else None,
                             url=_strip_query(response.url), hint=hint)

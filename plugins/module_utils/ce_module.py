@@ -14,6 +14,7 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_portal import CePortal
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._scrub import ScrubsSecrets
 
 
 def ce_argument_spec():
@@ -48,7 +49,7 @@ class TaskError(Exception):
         self.partial = partial or {}
 
 
-class CeModule(AnsibleModule):
+class CeModule(ScrubsSecrets, AnsibleModule):
     def __init__(self, argument_spec, **kwargs):
         spec = ce_argument_spec()
         spec.update(argument_spec)

@@ -22,7 +22,7 @@ import time
 
 from urllib.parse import quote, urlsplit
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport, describe_body, quote_json
 
 SERVICE = "CE Portal"
 API_PREFIX = "/api/v1"
@@ -185,11 +185,10 @@ def portal_error_parser(response):
     try:
         body = response.json()
     except ValueError:
-        text = (response.text or response.reason or "").strip()[:300]
-        return None, text or "no error text", request_id, []
+        return None, describe_body(response), request_id, []
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
-        return None, str(body)[:300], request_id, []
+        return None, quote_json(body), request_id, []
     details = [d for d in error.get("details") or [] if isinstance(d, dict)]
     message = error.get("message") or ""
     if details and error.get("code") != "update_in_progress":
@@ -299,7 +298,7 @@ class CePortal:
         try:
             return response, response.json()
         except ValueError:
-            raise ServiceError(SERVICE, "the answer is not JSON (%s)" % (response.text or "")[:120].strip(), status=response.status_code,
+            raise ServiceError(SERVICE, "the answer is not JSON (%s)" % describe_body(response), status=response.status_code,
                                method=method, url=self.transport.url(path),
                                hint="ce_url must be the CE Portal's base URL, for example https://ce-portal.example.com")
 

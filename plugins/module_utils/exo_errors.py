@@ -9,10 +9,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import re
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, describe_body, quote_json
 
 SERVICE = "Exchange Online"
 
@@ -85,10 +84,10 @@ def exchange_error_parser(response):
     try:
         body = response.json()
     except ValueError:
-        return None, (response.text or response.reason or "").strip()[:500], None, []
+        return None, describe_body(response), None, []
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
-        return None, json.dumps(body)[:500], None, []
+        return None, quote_json(body), None, []
     inner = error.get("innererror") or error.get("innerError") or {}
     internal = inner.get("internalexception") or inner.get("internalException") or {}
     details = error.get("details") or []

@@ -13,7 +13,7 @@ __metaclass__ = type
 import threading
 import time
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport, describe_body
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_errors import (
     ROLE_HINT, ROLE_HINT_SHORT, SERVICE, ExchangeError, connect_hint, exchange_error_parser)
 
@@ -76,7 +76,7 @@ class RestRunner:
             try:
                 page = response.json()
             except ValueError:
-                raise ExchangeError("the answer was not JSON: %s" % (response.text or "")[:200], cmdlet=cmdlet, status=response.status_code,
+                raise ExchangeError("the answer was not JSON: %s" % describe_body(response), cmdlet=cmdlet, status=response.status_code,
                                     where=self.where)
             values.extend(page.get("value") or [])
             warnings.extend(page.get("@adminapi.warnings") or [])

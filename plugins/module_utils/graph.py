@@ -10,7 +10,7 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport, describe_body, quote_json
 
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -32,10 +32,10 @@ def graph_error_parser(response):
     try:
         body = response.json()
     except ValueError:
-        return None, (response.text or response.reason or "").strip()[:500], None, []
+        return None, describe_body(response), None, []
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
-        return None, str(body)[:500], None, []
+        return None, quote_json(body), None, []
     inner = error.get("innerError") or error.get("innererror") or {}
     return error.get("code"), error.get("message", ""), inner.get("request-id"), error.get("details") or []
 

@@ -13,6 +13,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._scrub import ScrubsSecrets
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import CLOUDS, MicrosoftAuth, default_cache_dir
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import GraphClient
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import client_from_params
@@ -46,7 +47,7 @@ def normalise_authority_host(value):
     return value
 
 
-class MicrosoftModule(AnsibleModule):
+class MicrosoftModule(ScrubsSecrets, AnsibleModule):
     def __init__(self, argument_spec, **kwargs):
         spec = microsoft_argument_spec()
         spec.update(argument_spec)

@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - Windows controllers are not supported 
     fcntl = None
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._scrub import hold
 
 CLOUDS = {
     "public": {
@@ -402,7 +403,9 @@ class MicrosoftAuth:
         problems = self.validate()
         if problems:
             raise ServiceError("Entra ID", "; ".join(problems))
-        return self.cache.get_or_fetch(self.cache_key(resource), lambda: self._fetch(resource))
+        token = self.cache.get_or_fetch(self.cache_key(resource), lambda: self._fetch(resource))
+        hold(token)  # a service that echoes the request must not make it a line of output
+        return token
 
     def forget_token(self, resource):
         """Drop a cached token, e.g. after a permission was granted: roles are fixed when a token is issued."""
