@@ -21,6 +21,7 @@ import random
 import re
 import time
 import uuid
+from urllib.parse import quote, urlsplit
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._scrub import escape_controls
 
@@ -140,6 +141,118 @@ def default_error_parser(response):
     if isinstance(error, str):
         return error, body.get("error_description", error), None, []
     return None, quote_json(body), None, []
+
+
+# -- URLs we are given, and links we are handed ----------------------------------------------------------------------
+DEFAULT_PORTS = {"https": 443, "http": 80}
+_UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f-\x9f]")
+_CONTROL_IN_VALUE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown_url(url):
+    """``url`` as a message may show it: without query, fragment, or what stands before an @ in its authority (a user
+    name and password), even when it is not a well-formed URL."""
+    text = _UNSAFE_IN_URL.sub("?", re.split(r"[?#]", url or "", maxsplit=1)[0])
+    scheme, slashes, rest = text.partition("//")
+    if not slashes:
+        scheme, rest = "", text
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "<credentials>@" + authority.rpartition("@")[2]
+    return scheme + slashes + authority + slash + path
+
+
+def url_problem(option, url, allow_http=False, plain_http_hint=None):
+    """Why ``url`` cannot be the base URL in ``option``, or None. Never repeats a user name or password it holds.
+
+    Refused: control characters or spaces; a user name or password (user:password@host), which requests would send as
+    Basic authentication instead of ours and every message would print; a query string or fragment, which would end up
+    in the middle of every URL built on it; anything but https, unless ``allow_http``.
+    """
+    if not url:
+        return None
+    if _UNSAFE_IN_URL.search(url):
+        return "%s contains spaces or control characters: give the URL alone, such as https://host.example.com" % option
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "%s %s is not a URL (its host or port cannot be read)" % (option, shown_url(url))
+    shown = shown_url(url)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        return "%s %s is not a URL such as https://host.example.com" % (option, shown)
+    if "@" in parts.netloc:
+        return ("%s %s carries a user name or password before the host (user:password@), which is never used and never shown: "
+                "give the credentials in their own options, and the URL without them" % (option, shown))
+    if parts.query or parts.fragment or url.rstrip().endswith(("?", "#")):
+        return ("%s %s has a query string or fragment (?... or #...), which would end up in the middle of every request's URL: "
+                "give the base URL only" % (option, shown))
+    if scheme == "http" and not allow_http:
+        return "%s %s is not https: %s" % (option, shown, plain_http_hint or "use the https URL")
+    if port == 0:
+        return "%s %s has port 0: give a port between 1 and 65535, or none" % (option, shown)
+    return None
+
+
+def path_segment(value, service, keep=""):
+    """``value`` for one segment of a URL path: percent-encoded, so that / ? # % in it cannot address another object or
+    end the path, and refused (no request is sent) when it holds control characters, which no object name holds.
+    ``keep`` lists characters the segment's own syntax needs as they are (the quotes of an OData key)."""
+    text = str(value)
+    if _CONTROL_IN_VALUE.search(text):
+        raise ServiceError(service, "%s contains control characters, which no object name holds: nothing was sent" % ascii(text))
+    return quote(text, safe=keep)
+
+
+# Seconds to wait for one HTTP answer (the timeout option of every module): 0 or less cannot work, and a peer silent
+# for more than 10 minutes is gone; long work (a batch update) is polled, never awaited in one request.
+TIMEOUT_RANGE = (1, 600)
+
+
+def range_problem(option, value, low, high, unit=""):
+    """Why ``value`` of ``option`` is outside [low, high], naming the range, or None (None values are not given)."""
+    if value is None or low <= value <= high:
+        return None
+    return "%s must be between %s and %s%s, not %s" % (option, low, high, (" " + unit) if unit else "", value)
+
+
+def name_value_problem(what, value):
+    """Why ``value`` cannot name an object, or None: nothing but spaces, spaces around it (a second object that looks like
+    the first), or control characters. ``what`` names it in the message, e.g. "the email gateway name"."""
+    if not value.strip():
+        return "%s %r is empty or only spaces: give a name a person can tell apart" % (what, value)
+    if value != value.strip():
+        return "%s %r begins or ends with spaces, which would be kept: remove them" % (what, value)
+    if _CONTROL_IN_VALUE.search(value):
+        return "%s %s contains control characters" % (what, ascii(value))
+    return None
+
+
+def timeout_problem(timeout):
+    return range_problem("timeout", timeout, TIMEOUT_RANGE[0], TIMEOUT_RANGE[1], "seconds (the wait for each HTTP answer)")
+
+
+def origin(url):
+    """(scheme, host, port) of an absolute URL, the port made explicit; None for a relative one."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return None
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme)
+
+
+def foreign_link_problem(link, endpoint, what):
+    """Why a link a service handed us (a next page) must not be followed with our credentials, or None: only a link to
+    the configured endpoint's scheme, host and port is; a relative one is joined to the endpoint."""
+    try:
+        found, expected = origin(link), origin(endpoint)
+    except ValueError:
+        return "%s is not a URL that can be read" % what
+    if found is None or found == expected:
+        return None
+    return ("%s points to %s://%s:%s, not to the configured endpoint %s://%s:%s: it is not followed, since the request would "
+            "carry our token there" % ((what,) + found + expected))
 
 
 def retry_after_seconds(value, now=None):

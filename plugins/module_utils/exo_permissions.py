@@ -40,7 +40,7 @@ class Refusal(ServiceError):
 
 # -- pure helpers ---------------------------------------------------------------------------------
 def is_address(value):
-    return bool(value) and len(value) <= 320 and bool(_ADDRESS.match(value))
+    return bool(value) and len(value) <= 320 and bool(_ADDRESS.fullmatch(value))
 
 
 def normalise_mailboxes(mailboxes):

@@ -13,7 +13,8 @@ __metaclass__ = type
 import threading
 import time
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport, describe_body
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import (
+    ServiceError, Transport, describe_body, foreign_link_problem, path_segment)
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_errors import (
     ROLE_HINT, ROLE_HINT_SHORT, SERVICE, ExchangeError, connect_hint, exchange_error_parser)
 
@@ -66,7 +67,7 @@ class RestRunner:
 
     def invoke(self, cmdlet, parameters):
         body = {"CmdletInput": {"CmdletName": cmdlet, "Parameters": parameters}}
-        url = "adminapi/beta/%s/InvokeCommand" % self.tenant
+        url = "adminapi/beta/%s/InvokeCommand" % path_segment(self.tenant, SERVICE)
         values, warnings = [], []
         while url:
             try:
@@ -80,8 +81,12 @@ class RestRunner:
                                     where=self.where)
             values.extend(page.get("value") or [])
             warnings.extend(page.get("@adminapi.warnings") or [])
-            # The next page is the same command at another URL (it carries the skip token).
+            # The next page is the same command at another URL (it carries the skip token), on the same endpoint.
             url = page.get("@odata.nextLink")
+            problem = url and foreign_link_problem(url, self.endpoint, "the next page link (@odata.nextLink)")
+            if problem:
+                raise ExchangeError(problem, cmdlet=cmdlet, fatal=True, where=self.where,
+                                    hint="check exchange_endpoint: it must be the endpoint that serves this directory")
         return values, warnings
 
     def _error(self, cmdlet, error):

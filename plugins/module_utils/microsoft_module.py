@@ -12,7 +12,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, timeout_problem
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._scrub import ScrubsSecrets
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import CLOUDS, MicrosoftAuth, default_cache_dir
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import GraphClient
@@ -58,6 +58,8 @@ class MicrosoftModule(ScrubsSecrets, AnsibleModule):
         self._warn_weak_winrm(self.params.get("winrm"))
         if not self.params["tenant_id"]:
             self.fail_json(msg="tenant_id is required (or set AZURE_TENANT_ID): the Directory (tenant) ID to work in")
+        if timeout_problem(self.params["timeout"]):
+            self.fail_json(msg=timeout_problem(self.params["timeout"]))
         self._auth = None
         self._graph = None
         self._exchange = None

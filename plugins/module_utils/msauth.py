@@ -29,7 +29,7 @@ try:
 except ImportError:  # pragma: no cover - Windows controllers are not supported by Ansible
     fcntl = None
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport, url_problem
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._scrub import hold
 
 CLOUDS = {
@@ -56,8 +56,9 @@ CLOUDS = {
     },
 }
 
-GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-DOMAIN_RE = re.compile(r"^(?=.{4,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$")
+# Used with fullmatch: "$" would also match before a trailing newline, which is no part of a GUID or a domain.
+GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+DOMAIN_RE = re.compile(r"(?=.{4,253}\Z)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}")
 
 # msal serves a cached token only while it has more than 5 minutes left; so do we, so a token
 # never expires in the middle of a long mailbox list.
@@ -105,12 +106,12 @@ def managed_identity_source(environ=None):
 
 
 def is_guid(value):
-    return bool(value) and bool(GUID_RE.match(value))
+    return bool(value) and bool(GUID_RE.fullmatch(value))
 
 
 def validate_tenant(value):
     """A directory is named by its GUID or a verified domain; anything else cannot be right."""
-    if is_guid(value) or (value and DOMAIN_RE.match(value)):
+    if is_guid(value) or (value and DOMAIN_RE.fullmatch(value)):
         return None
     return ("tenant_id %r is neither a GUID (Directory (tenant) ID) nor a domain such as contoso.onmicrosoft.com" % (value,))
 
@@ -345,14 +346,19 @@ class MicrosoftAuth:
         tenant_problem = validate_tenant(self.tenant_id)
         if tenant_problem:
             problems.append(tenant_problem)
-        if not self.endpoints["authority_host"].startswith("https://"):
-            problems.append("authority_host %s is not https: Entra token endpoints are only served over TLS, and a "
-                            "token endpoint over plain http would expose the credential" % self.endpoints["authority_host"])
-        for option in ("graph_endpoint", "exchange_endpoint"):
-            # Every request to these carries a bearer token, which is as good as the credential for its lifetime.
-            if not self.endpoints[option].startswith("https://"):
-                problems.append("%s %s is not https: Microsoft serves it only over TLS, and a bearer token sent over plain "
-                                "http could be read and replayed; use the https URL" % (option, self.endpoints[option]))
+        # No plain http here, and no opt-in: the token endpoint receives the credential, the others a bearer token that is
+        # as good as the credential for its lifetime, and Microsoft serves all of them only over TLS.
+        plain_http = {
+            "authority_host": "Entra token endpoints are only served over TLS, and a token endpoint over plain http would "
+                              "expose the credential",
+            "graph_endpoint": "Microsoft serves it only over TLS, and a bearer token sent over plain http could be read and "
+                              "replayed; use the https URL",
+        }
+        plain_http["exchange_endpoint"] = plain_http["graph_endpoint"]
+        for option, hint in plain_http.items():
+            problem = url_problem(option, self.endpoints[option], plain_http_hint=hint)
+            if problem:
+                problems.append(problem)
         if self.managed_identity:
             if self.client_id and not is_guid(self.client_id):
                 problems.append("client_id %r (the user-assigned managed identity) is not a GUID" % (self.client_id,))

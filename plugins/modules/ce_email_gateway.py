@@ -33,6 +33,7 @@ options:
   name:
     description:
       - Name of the gateway, unique within the deployment, for example C(Exchange Online).
+      - 1 to 128 characters, not only spaces, without spaces around it or control characters.
     type: str
     required: true
   description:
@@ -57,7 +58,7 @@ options:
         type: str
         default: outlook.office365.com
       port:
-        description: TCP port.
+        description: TCP port, 1 to 65535.
         type: int
         default: 993
       security:
@@ -76,7 +77,7 @@ options:
         type: str
         default: smtp.office365.com
       port:
-        description: TCP port.
+        description: TCP port, 1 to 65535.
         type: int
         default: 587
       security:
@@ -154,7 +155,7 @@ actions:
 '''
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_module import CeModule
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_portal import ENDPOINT_SECURITY, INBOUND_PROTOCOLS
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_portal import ENDPOINT_SECURITY, INBOUND_PROTOCOLS, gateway_problems
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_reconcile import (
     EXCHANGE_ONLINE_INBOUND, EXCHANGE_ONLINE_OUTBOUND, GatewayReconciler)
 
@@ -182,6 +183,11 @@ def argument_spec():
 def main():
     module = CeModule(argument_spec(), supports_check_mode=True)
     reconciler = GatewayReconciler(module.portal, module.params, check_mode=module.check_mode, warn=module.warn)
+    p = module.params
+    # Before the first request: a blank name, a port out of range or a missing host would make a wrong gateway.
+    problems = gateway_problems({"name": p["name"], "inbound": p["inbound"], "outbound": p["outbound"]})
+    if problems:
+        module.fail_json(msg="%s: %s" % (reconciler.label, "; ".join(problems)))
     module.run(reconciler.run)
 
 
