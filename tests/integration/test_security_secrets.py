@@ -209,6 +209,10 @@ def test_the_runs_used_every_kind_of_secret(runs):
     for host in ("acme", "hooli"):  # CE's new secrets reached the mail servers: every mailbox logged in with them
         assert re.search(r'"%s\s+ok\s.*logins 2/2 ok' % host, runs.texts["converge stdout+stderr"]), host
     assert len([name for name in runs.texts if name.startswith("runner ") and "job_events" in name]) > 20
+    # The services echoed what they refused in the failing run: the wrong secret's form body and the wrong CE token came back.
+    failing = runs.texts["failing stdout+stderr"]
+    assert "(request was: POST /%s/oauth2/v2.0/token" % runs.lab.vars["lab_directories"]["fabrikam"]["tenant_id"] in failing
+    assert "client_secret=********" in failing and "Authorization: Bearer ********" in failing
 
 
 # -- zero hits --------------------------------------------------------------------------------------------------------
