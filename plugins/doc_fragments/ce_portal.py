@@ -16,7 +16,7 @@ options:
       - Base URL of the CE deployment's Portal, for example C(https://ce-portal.example.com). The modules add C(/api/v1).
       - One Portal serves one CE deployment, which hosts many CE tenants.
       - Must be C(https) (see O(ce_allow_plain_http)), without a user name or password (C(user:password@host), refused and never
-        shown: give O(ce_token) or O(ce_username) and O(ce_password)), and without a query string or fragment.
+        shown; give O(ce_token), or O(ce_username) and O(ce_password)), and without a query string or fragment.
       - If not set, the environment variable E(CE_PORTAL_URL) is used.
     type: str
   ce_allow_plain_http:
