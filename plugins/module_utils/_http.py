@@ -112,12 +112,12 @@ def describe_body(response):
     """An answer that is not the JSON expected, in a few words: its content type, size and first line."""
     content = _body_bytes(response)
     content_type = ((getattr(response, "headers", None) or {}).get("Content-Type") or "no content type").split(";")[0].strip()
-    if not content.strip():
-        return "empty body"
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError:
         text = None
+    if text is not None and not text.strip():
+        return "empty body"
     if text is None or _BINARY.search(text):
         return "binary body of %d bytes (%s)" % (len(content), content_type)
     first_line = next(line for line in text.splitlines() if line.strip())
