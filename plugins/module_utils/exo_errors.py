@@ -133,7 +133,6 @@ def is_entra_sp_not_found(error):
     return error.cmdlet == "New-ServicePrincipal" and "couldn't be found in Microsoft Entra ID" in (error.message or "")
 
 
-
 def connect_hint(message):
     """What to do about a refused app-only connection (Connect-ExchangeOnline or a 401 over REST)."""
     message = message or ""
@@ -146,5 +145,3 @@ def connect_hint(message):
     if message.startswith("AADSTS"):
         return "check tenant_id (or winrm.organization) and client_id: they must name the automation identity's directory and app"
     return None
-
-

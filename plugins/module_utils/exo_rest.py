@@ -97,5 +97,3 @@ class RestRunner:
                     else "the token was refused: check that tenant_id, cloud and exchange_endpoint belong together")
         return ExchangeError(error.message, cmdlet=cmdlet, error_type=error.code, status=error.status, request_id=error.request_id,
                              details=error.details, hint=hint, fatal=fatal, where=None if error.status else self.where)
-
-
