@@ -177,7 +177,9 @@ class CePortalService(Service):
     def _error(self, request, exc):
         headers = dict(exc.headers)
         headers["X-Request-Id"] = request.request_id
-        return Response.json(exc.status, exc.body(), headers)
+        body = exc.body()
+        body["error"]["message"] = self.lab.faults.echo(self.name, request, body["error"]["message"])
+        return Response.json(exc.status, body, headers)
 
     def fault_response(self, request, status, retry_after, body=None):
         headers = {"X-Request-Id": request.request_id}
@@ -186,7 +188,8 @@ class CePortalService(Service):
         if body is not None:
             return Response.json(status, body, headers)
         code, message = FAULTS.get(status, ("injected_fault", "Injected fault (HTTP %d)." % status))
-        return Response.json(status, {"error": {"code": code, "message": message, "details": []}}, headers)
+        return Response.json(status, {"error": {"code": code, "message": self.lab.faults.echo(self.name, request, message), "details": []}},
+                             headers)
 
     def error_response(self, request, exc):
         return self.fault_response(request, 500, None)

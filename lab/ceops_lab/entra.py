@@ -79,7 +79,7 @@ class EntraService(Service):
         stamp = now.strftime("%Y-%m-%d %H:%M:%SZ")
         correlation = request.client_request_id or str(uuid.uuid4())
         description = "AADSTS%d: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s" % (
-            exc.code, exc.text, request.request_id, correlation, stamp)
+            exc.code, self.lab.faults.echo(self.name, request, exc.text), request.request_id, correlation, stamp)
         body = {"error": exc.error, "error_description": description, "error_codes": [exc.code], "timestamp": stamp,
                 "trace_id": request.request_id, "correlation_id": correlation, "error_uri": "%s/error?code=%d" % (self.url, exc.code)}
         headers = dict(headers or {})

@@ -3,6 +3,9 @@ consistency window, per service or for all ("*"), plus deterministic one-shot an
 path and body, answering any status with any JSON body, 200 included), and
 interruptions of the client (kill_client): when the Nth request matching an endpoint has been
 answered, the lab signals the client's process tree, as if the AWX job's pod died right there. The service's state is untouched: the request was fully handled and answered.
+echo_request makes a service quote the request it answers with an error in that error's message: method, path and
+query, every header as the client sent it (Authorization included) and the body as sent (form or JSON). Some services
+and proxies do this; a client must not pass the echo on with the credentials in it.
 A barrier holds the first `parties` requests matching an endpoint until all of them have arrived (or a
 timeout passed), so two clients are at the same step at the same time: latency, nothing else.
 
@@ -15,7 +18,7 @@ import re
 import threading
 
 OPTIONS = ("rate_429", "rate_503", "seed", "retry_after", "latency_ms", "jitter_ms", "consistency_window", "page_size", "fail_next",
-           "kill_client", "barrier")
+           "kill_client", "barrier", "echo_request")
 # Signals a kill_client rule may send: an AWX cancel (TERM), Ctrl-C (INT), a lost pod or host (KILL).
 KILL_SIGNALS = {"TERM": 15, "INT": 2, "KILL": 9}
 _UNSET = object()
@@ -37,6 +40,8 @@ def _check(options):
             raise FaultError("%s must not be negative" % name)
     if options.get("page_size") is not None and int(options["page_size"]) < 1:
         raise FaultError("page_size must be at least 1")
+    if options.get("echo_request") is not None and not isinstance(options["echo_request"], bool):
+        raise FaultError("echo_request must be true or false")
     rules = options.get("fail_next")
     if rules is not None:
         if not isinstance(rules, list):
@@ -256,6 +261,15 @@ class Faults:
                 rule["met"] = False  # the others never came: let every held request go, and say so
                 condition.notify_all()
             return True
+
+    def echo(self, service, request, message):
+        """An error ``message`` as the service words it, followed by the request when echo_request is set for it."""
+        if not self.option(service, "echo_request"):
+            return message
+        headers = "; ".join("%s: %s" % (name, value) for name, value in request.headers.items())
+        query = "?" + request.query_string if request.query_string else ""
+        return "%s (request was: %s %s%s; headers: %s; body: %s)" % (
+            message, request.method, request.raw_path, query, headers, request.body.decode("utf-8", "replace"))
 
     def resolve_retry_after(self, service, fault):
         value = fault.get("retry_after", _UNSET)

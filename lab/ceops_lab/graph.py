@@ -145,7 +145,7 @@ class GraphService(Service):
 
     # ----- error shapes --------------------------------------------------------------------------
     def _error_body(self, request, code, message, details=None, inner=None):
-        error = {"code": code, "message": message}
+        error = {"code": code, "message": self.lab.faults.echo(self.name, request, message)}
         if details:
             error["details"] = details
         inner_error = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),

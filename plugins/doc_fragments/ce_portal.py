@@ -15,8 +15,18 @@ options:
     description:
       - Base URL of the CE deployment's Portal, for example C(https://ce-portal.example.com). The modules add C(/api/v1).
       - One Portal serves one CE deployment, which hosts many CE tenants.
+      - Must be C(https) (see O(ce_allow_plain_http)), without a user name or password (C(user:password@host), refused and never
+        shown; give O(ce_token), or O(ce_username) and O(ce_password)), and without a query string or fragment.
       - If not set, the environment variable E(CE_PORTAL_URL) is used.
     type: str
+  ce_allow_plain_http:
+    description:
+      - Accept a plain C(http) O(ce_url), for a lab only. The Portal token or password and the OAuth client secrets sent to the
+        Portal then cross the network unencrypted; every task warns about it.
+      - Without it, an C(http) O(ce_url) fails the task before any request.
+    type: bool
+    default: false
+    version_added: 0.2.0
   ce_token:
     description:
       - "An API token of a Portal administrator, sent as C(Authorization: Bearer <token>)."
@@ -45,8 +55,8 @@ options:
     default: true
   timeout:
     description:
-      - Seconds to wait for each HTTP answer of the Portal. Throttled requests (HTTP 429 and 503) are retried on top of this,
-        honouring C(Retry-After).
+      - Seconds to wait for each HTTP answer of the Portal, 1 to 600. Throttled requests (HTTP 429 and 503) are retried on top of
+        this, honouring C(Retry-After).
     type: int
     default: 30
 notes:

@@ -54,6 +54,8 @@ options:
   authority_host:
     description:
       - Override of the token endpoint host, for example a private or emulated authority. Must be C(https).
+      - Like O(graph_endpoint) and O(exchange_endpoint), refused before any request when it holds a user name or password
+        (C(user:password@host), never shown), a query string or a fragment.
       - If not set, the environment variable E(AZURE_AUTHORITY_HOST) is used, then the O(cloud) default.
     type: str
   graph_endpoint:
@@ -75,7 +77,7 @@ options:
     default: true
   timeout:
     description:
-      - Seconds to wait for each HTTP answer. Throttled requests are retried on top of this, honouring C(Retry-After).
+      - Seconds to wait for each HTTP answer, 1 to 600. Throttled requests are retried on top of this, honouring C(Retry-After).
     type: int
     default: 30
   token_cache_dir:
@@ -83,6 +85,9 @@ options:
       - Directory of the token cache that every module invocation of a run shares, so that a run requests one token per
         directory, client and resource.
       - Holds access tokens (never secrets) in files only the owner can read.
+      - Created with mode 0700 when absent. An existing directory is used only when it is a directory (not a symbolic link) owned
+        by the user who runs the task that group and others can neither read nor write; otherwise the task fails, naming the
+        owner or mode found and the command that fixes it.
       - If not set, the environment variable E(CEOPS_TOKEN_CACHE_DIR) is used, then C(~/.cache/ceops.exchange_oauth/tokens).
     type: path
 notes:

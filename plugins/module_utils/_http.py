@@ -18,8 +18,12 @@ __metaclass__ = type
 import email.utils
 import json
 import random
+import re
 import time
 import uuid
+from urllib.parse import quote, urlsplit
+
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._scrub import escape_controls
 
 
 def _requests(service):
@@ -77,18 +81,178 @@ class ServiceError(Exception):
         return self.describe()
 
 
+# How much of a service's text a message quotes: an error message is short, a page or a body of unknown shape is
+# described, never pasted (it may be a whole HTML page, or echo the request with its credentials).
+MESSAGE_LIMIT = 1000
+QUOTE_LIMIT = 300
+LINE_LIMIT = 160
+# Text that is not a message: NUL and the other C0 controls but tab, line feed and carriage return.
+_BINARY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def cap(text, limit):
+    """``text`` cut to ``limit`` characters at a space (never inside a word, which could be part of a secret), saying
+    how much was left out."""
+    text = (text or "").strip()
+    if len(text) <= limit:
+        return text
+    space = text.rfind(" ", 0, limit + 1)
+    kept = text[:space].rstrip() if space > 0 else ""
+    return "%s[... %d more characters]" % (kept + " " if kept else "", len(text) - len(kept))
+
+
+def _body_bytes(response):
+    content = getattr(response, "content", None)
+    if isinstance(content, bytes):
+        return content
+    return (getattr(response, "text", None) or "").encode("utf-8")
+
+
+def describe_body(response):
+    """An answer that is not the JSON expected, in a few words: its content type, size and first line."""
+    content = _body_bytes(response)
+    content_type = ((getattr(response, "headers", None) or {}).get("Content-Type") or "no content type").split(";")[0].strip()
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and not text.strip():
+        return "empty body"
+    if text is None or _BINARY.search(text):
+        return "binary body of %d bytes (%s)" % (len(content), content_type)
+    first_line = next(line for line in text.splitlines() if line.strip())
+    return "%s body of %d bytes, first line: %s" % (content_type, len(content), cap(first_line, LINE_LIMIT))
+
+
+def quote_json(body):
+    """A JSON body of unexpected shape, capped."""
+    return cap(json.dumps(body), QUOTE_LIMIT)
+
+
 def default_error_parser(response):
     """Return (code, message, request_id, details) from a JSON error body of unknown shape."""
     try:
         body = response.json()
     except ValueError:
-        return None, (response.text or response.reason or "").strip()[:500], None, []
+        return None, describe_body(response), None, []
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         return error.get("code"), error.get("message", ""), None, error.get("details") or []
     if isinstance(error, str):
         return error, body.get("error_description", error), None, []
-    return None, json.dumps(body)[:500], None, []
+    return None, quote_json(body), None, []
+
+
+# -- URLs we are given, and links we are handed ----------------------------------------------------------------------
+DEFAULT_PORTS = {"https": 443, "http": 80}
+_UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f-\x9f]")
+_CONTROL_IN_VALUE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown_url(url):
+    """``url`` as a message may show it: without query, fragment, or what stands before an @ in its authority (a user
+    name and password), even when it is not a well-formed URL."""
+    text = _UNSAFE_IN_URL.sub("?", re.split(r"[?#]", url or "", maxsplit=1)[0])
+    scheme, slashes, rest = text.partition("//")
+    if not slashes:
+        scheme, rest = "", text
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "<credentials>@" + authority.rpartition("@")[2]
+    return scheme + slashes + authority + slash + path
+
+
+def url_problem(option, url, allow_http=False, plain_http_hint=None):
+    """Why ``url`` cannot be the base URL in ``option``, or None. Never repeats a user name or password it holds.
+
+    Refused: control characters or spaces; a user name or password (user:password@host), which requests would send as
+    Basic authentication instead of ours and every message would print; a query string or fragment, which would end up
+    in the middle of every URL built on it; anything but https, unless ``allow_http``.
+    """
+    if not url:
+        return None
+    if _UNSAFE_IN_URL.search(url):
+        return "%s contains spaces or control characters: give the URL alone, such as https://host.example.com" % option
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "%s %s is not a URL (its host or port cannot be read)" % (option, shown_url(url))
+    shown = shown_url(url)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        return "%s %s is not a URL such as https://host.example.com" % (option, shown)
+    if "@" in parts.netloc:
+        return ("%s %s carries a user name or password before the host (user:password@), which is never used and never shown: "
+                "give the credentials in their own options, and the URL without them" % (option, shown))
+    if parts.query or parts.fragment or url.rstrip().endswith(("?", "#")):
+        return ("%s %s has a query string or fragment (?... or #...), which would end up in the middle of every request's URL: "
+                "give the base URL only" % (option, shown))
+    if scheme == "http" and not allow_http:
+        return "%s %s is not https: %s" % (option, shown, plain_http_hint or "use the https URL")
+    if port == 0:
+        return "%s %s has port 0: give a port between 1 and 65535, or none" % (option, shown)
+    return None
+
+
+def path_segment(value, service, keep=""):
+    """``value`` for one segment of a URL path: percent-encoded, so that / ? # % in it cannot address another object or
+    end the path, and refused (no request is sent) when it holds control characters, which no object name holds.
+    ``keep`` lists characters the segment's own syntax needs as they are (the quotes of an OData key)."""
+    text = str(value)
+    if _CONTROL_IN_VALUE.search(text):
+        raise ServiceError(service, "%s contains control characters, which no object name holds: nothing was sent" % ascii(text))
+    return quote(text, safe=keep)
+
+
+# Seconds to wait for one HTTP answer (the timeout option of every module): 0 or less cannot work, and a peer silent
+# for more than 10 minutes is gone; long work (a batch update) is polled, never awaited in one request.
+TIMEOUT_RANGE = (1, 600)
+
+
+def range_problem(option, value, low, high, unit=""):
+    """Why ``value`` of ``option`` is outside [low, high], naming the range, or None (None values are not given)."""
+    if value is None or low <= value <= high:
+        return None
+    return "%s must be between %s and %s%s, not %s" % (option, low, high, (" " + unit) if unit else "", value)
+
+
+def name_value_problem(what, value):
+    """Why ``value`` cannot name an object, or None: nothing but spaces, spaces around it (a second object that looks like
+    the first), or control characters. ``what`` names it in the message, e.g. "the email gateway name"."""
+    if not value.strip():
+        return "%s %r is empty or only spaces: give a name a person can tell apart" % (what, value)
+    if value != value.strip():
+        return "%s %r begins or ends with spaces, which would be kept: remove them" % (what, value)
+    if _CONTROL_IN_VALUE.search(value):
+        return "%s %s contains control characters" % (what, ascii(value))
+    return None
+
+
+def timeout_problem(timeout):
+    return range_problem("timeout", timeout, TIMEOUT_RANGE[0], TIMEOUT_RANGE[1], "seconds (the wait for each HTTP answer)")
+
+
+def origin(url):
+    """(scheme, host, port) of an absolute URL, the port made explicit; None for a relative one."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return None
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme)
+
+
+def foreign_link_problem(link, endpoint, what):
+    """Why a link a service handed us (a next page) must not be followed with our credentials, or None: only a link to
+    the configured endpoint's scheme, host and port is; a relative one is joined to the endpoint."""
+    try:
+        found, expected = origin(link), origin(endpoint)
+    except ValueError:
+        return "%s is not a URL that can be read" % what
+    if found is None or found == expected:
+        return None
+    return ("%s points to %s://%s:%s, not to the configured endpoint %s://%s:%s: it is not followed, since the request would "
+            "carry our token there" % ((what,) + found + expected))
 
 
 def retry_after_seconds(value, now=None):
@@ -225,6 +389,10 @@ class Transport:
                     "run again: the task reads what exists before it creates anything")
         elif response.status_code in RETRY_STATUSES:
             hint = "the service kept throttling after %d retries; run again later or with fewer forks" % self.max_retries
+        if message is not None and not isinstance(message, str):
+            message = json.dumps(message)
+        # What a service says goes into messages and logs: capped, and never with control characters in it.
+        message = escape_controls(cap(message, MESSAGE_LIMIT))
         return ServiceError(self.service, message or response.reason or "error", status=response.status_code, code=code,
                             request_id=request_id, details=details, method=response.request.method if response.request else None,
                             url=_strip_query(response.url), hint=hint)

@@ -10,7 +10,7 @@ __metaclass__ = type
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_portal import CePortal
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_portal import CePortal, ce_url_problem
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ceops_module import CeopsModule
 
@@ -20,6 +20,7 @@ def ce_argument_spec():
     # task options win over the controller's environment.
     return dict(
         ce_url=dict(type="str", fallback=(env_fallback, ["CE_PORTAL_URL"])),
+        ce_allow_plain_http=dict(type="bool", default=False),
         ce_token=dict(type="str", no_log=True, fallback=(env_fallback, ["CE_PORTAL_TOKEN"])),
         ce_username=dict(type="str", fallback=(env_fallback, ["CE_PORTAL_USERNAME"])),
         ce_password=dict(type="str", no_log=True, fallback=(env_fallback, ["CE_PORTAL_PASSWORD"])),
@@ -38,11 +39,14 @@ class CeModule(CeopsModule):
         if not p["validate_certs"]:
             self.warn("validate_certs is false: the CE Portal's TLS certificate is not verified, so a man in the middle "
                       "could read the Portal credentials and the OAuth client secret")
-        if (p["ce_url"] or "").lower().startswith("http://"):
-            self.warn("ce_url %s is plain http: the Portal token or password, and the OAuth client secret sent to the Portal, "
-                      "cross the network unencrypted; use the Portal's https URL" % p["ce_url"])
         if not p["ce_url"]:
             self.fail_json(msg="ce_url is required (or set CE_PORTAL_URL): the CE Portal's base URL, for example https://ce-portal.example.com")
+        problem = ce_url_problem(p["ce_url"], p["ce_allow_plain_http"])
+        if problem:
+            self.fail_json(msg=problem)
+        if p["ce_url"].lower().startswith("http://"):
+            self.warn("ce_url %s is plain http (ce_allow_plain_http): the Portal token or password, and the OAuth client secret "
+                      "sent to the Portal, cross the network unencrypted; use the Portal's https URL" % p["ce_url"])
         if p["ce_token"] and (p["ce_username"] or p["ce_password"]):
             self.fail_json(msg="CE deployment %s: set either ce_token or ce_username/ce_password, not both (check module_defaults "
                                "and the CE_PORTAL_* environment variables)" % p["ce_url"])

@@ -20,9 +20,8 @@ __metaclass__ = type
 import re
 import time
 
-from urllib.parse import quote, urlsplit
-
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import (
+    ServiceError, Transport, describe_body, name_value_problem, path_segment, quote_json, url_problem)
 
 SERVICE = "CE Portal"
 API_PREFIX = "/api/v1"
@@ -39,8 +38,9 @@ ENDPOINT_SECURITY = ("ssl", "starttls", "none")
 ACTIVE_UPDATE_STATUSES = ("queued", "running")
 SUCCEEDED_UPDATE_STATUS = "succeeded"
 
-TENANT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# Used with fullmatch: "$" would also match before a trailing newline.
+TENANT_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 NAME_MAX_LENGTH = 128
 
 # The keys of the records callers get and give.
@@ -70,13 +70,22 @@ HINTS_BY_STATUS = {
 
 
 # -- pure helpers ---------------------------------------------------------------------------------
+PLAIN_HTTP_HINT = ("the Portal token or password, and the OAuth client secret sent to the Portal, would cross the network "
+                   "unencrypted: use the Portal's https URL (ce_allow_plain_http=true accepts http, for a lab only)")
+
+
+def ce_url_problem(ce_url, allow_plain_http=False):
+    """Why ``ce_url`` cannot be used, found before any request; None when it can."""
+    return url_problem("ce_url", ce_url, allow_http=allow_plain_http, plain_http_hint=PLAIN_HTTP_HINT)
+
+
 def api_base_url(ce_url):
     """The API root for a Portal base URL; a URL that already ends in /api/v1 is taken as it is."""
     if not ce_url:
         raise ValueError("ce_url is not set")
-    parts = urlsplit(ce_url)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise ValueError("ce_url %r is not a URL such as https://ce-portal.example.com" % (ce_url,))
+    problem = ce_url_problem(ce_url, allow_plain_http=True)  # plain http is the module's decision (ce_allow_plain_http)
+    if problem:
+        raise ValueError(problem)
     base = ce_url.rstrip("/")
     return base if base.endswith(API_PREFIX) else base + API_PREFIX
 
@@ -116,16 +125,18 @@ def protocol_supports_oauth(protocol):
 
 
 def tenant_name_problem(name):
-    if name and TENANT_NAME_RE.match(name):
+    if name and TENANT_NAME_RE.fullmatch(name):
         return None
     return ("ce_tenant %r is not a Portal tenant name (the tenant's short code: lowercase letters, digits and '-', "
             "at most 63 characters)" % (name,))
 
 
 def name_problem(name, what):
-    if name and len(name) <= NAME_MAX_LENGTH:
-        return None
-    return "the %s name must have 1 to %d characters" % (what, NAME_MAX_LENGTH)
+    """Why ``name`` cannot name a Portal object, or None; the Portal stores a blank name, or one with spaces around it
+    that looks like another object's, as it is given."""
+    if not name or len(name) > NAME_MAX_LENGTH:
+        return "the %s name must have 1 to %d characters" % (what, NAME_MAX_LENGTH)
+    return name_value_problem("the %s name" % what, name)
 
 
 def oauth_settings_problems(record, client_secret=None, creating=False):
@@ -134,12 +145,14 @@ def oauth_settings_problems(record, client_secret=None, creating=False):
     problem = name_problem(record.get("name"), "OAuth settings")
     if problem:
         problems.append(problem)
-    if not GUID_RE.match(record.get("client_id") or ""):
+    if not GUID_RE.fullmatch(record.get("client_id") or ""):
         problems.append("client_id %r is not a GUID: use the app's Application (client) ID" % (record.get("client_id"),))
     if not record.get("scopes") or not all(record["scopes"]):
         problems.append("scopes must name at least one scope")
-    if not (record.get("token_endpoint_url") or "").startswith("https://"):
-        problems.append("token_endpoint_url %r must be an https URL" % (record.get("token_endpoint_url"),))
+    token_url = record.get("token_endpoint_url") or ""
+    problem = url_problem("token_endpoint_url", token_url, plain_http_hint="CE sends its client secret there, so it must be an https URL")
+    if problem or not token_url:
+        problems.append(problem or "token_endpoint_url must be an https URL")
     if creating and not client_secret:
         problems.append("client_secret is required to create OAuth settings (the Portal never returns a stored secret, "
                         "so it cannot be copied from anywhere later)")
@@ -185,11 +198,10 @@ def portal_error_parser(response):
     try:
         body = response.json()
     except ValueError:
-        text = (response.text or response.reason or "").strip()[:300]
-        return None, text or "no error text", request_id, []
+        return None, describe_body(response), request_id, []
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
-        return None, str(body)[:300], request_id, []
+        return None, quote_json(body), request_id, []
     details = [d for d in error.get("details") or [] if isinstance(d, dict)]
     message = error.get("message") or ""
     if details and error.get("code") != "update_in_progress":
@@ -261,7 +273,7 @@ def _if_match(record):
 
 
 def _segment(value):
-    return quote(str(value), safe="")
+    return path_segment(value, SERVICE)
 
 
 # -- the client -----------------------------------------------------------------------------------
@@ -299,7 +311,7 @@ class CePortal:
         try:
             return response, response.json()
         except ValueError:
-            raise ServiceError(SERVICE, "the answer is not JSON (%s)" % (response.text or "")[:120].strip(), status=response.status_code,
+            raise ServiceError(SERVICE, "the answer is not JSON (%s)" % describe_body(response), status=response.status_code,
                                method=method, url=self.transport.url(path),
                                hint="ce_url must be the CE Portal's base URL, for example https://ce-portal.example.com")
 

@@ -16,23 +16,21 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, timeout_problem
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._scrub import ScrubsSecrets
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.reconcile import StepError, TaskError
 
-# Seconds a single request may take: more than this is a hung connection, not a slow service.
-TIMEOUT_RANGE = (1, 600)
 
-
-class CeopsModule(AnsibleModule):
-    """``where`` says what the module works on when nothing more precise is known (a directory, a CE deployment)."""
+class CeopsModule(ScrubsSecrets, AnsibleModule):
+    """Every exit, failure and warning goes out scrubbed of the module's secrets in every encoding (_scrub.py).
+    ``where`` says what the module works on when nothing more precise is known (a directory, a CE deployment)."""
 
     where = "the task"
 
     def __init__(self, argument_spec, **kwargs):
         super(CeopsModule, self).__init__(argument_spec=argument_spec, **kwargs)
-        timeout = self.params.get("timeout")
-        if timeout is not None and not TIMEOUT_RANGE[0] <= timeout <= TIMEOUT_RANGE[1]:
-            self.fail_json(msg="timeout must be between %d and %d seconds, not %s" % (TIMEOUT_RANGE + (timeout,)))
+        if "timeout" in self.params and timeout_problem(self.params["timeout"]):
+            self.fail_json(msg=timeout_problem(self.params["timeout"]))
 
     def fail_service(self, error, doing, **result):
         """Fail with what we were doing, the service's own words and code, its request id and the fix."""

@@ -9,10 +9,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import re
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, describe_body, quote_json
 
 SERVICE = "Exchange Online"
 
@@ -85,10 +84,10 @@ def exchange_error_parser(response):
     try:
         body = response.json()
     except ValueError:
-        return None, (response.text or response.reason or "").strip()[:500], None, []
+        return None, describe_body(response), None, []
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
-        return None, json.dumps(body)[:500], None, []
+        return None, quote_json(body), None, []
     inner = error.get("innererror") or error.get("innerError") or {}
     internal = inner.get("internalexception") or inner.get("internalException") or {}
     details = error.get("details") or []
@@ -134,7 +133,6 @@ def is_entra_sp_not_found(error):
     return error.cmdlet == "New-ServicePrincipal" and "couldn't be found in Microsoft Entra ID" in (error.message or "")
 
 
-
 def connect_hint(message):
     """What to do about a refused app-only connection (Connect-ExchangeOnline or a 401 over REST)."""
     message = message or ""
@@ -147,5 +145,3 @@ def connect_hint(message):
     if message.startswith("AADSTS"):
         return "check tenant_id (or winrm.organization) and client_id: they must name the automation identity's directory and app"
     return None
-
-

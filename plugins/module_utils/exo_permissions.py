@@ -32,7 +32,7 @@ DENY_HINT = ("a Deny entry overrides any grant, so CE will be refused; if it is 
 
 # -- pure helpers ---------------------------------------------------------------------------------
 def is_address(value):
-    return bool(value) and len(value) <= 320 and bool(_ADDRESS.match(value))
+    return bool(value) and len(value) <= 320 and bool(_ADDRESS.fullmatch(value))
 
 
 def normalise_mailboxes(mailboxes):

@@ -13,7 +13,8 @@ __metaclass__ = type
 import threading
 import time
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import (
+    ServiceError, Transport, describe_body, foreign_link_problem, path_segment)
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_errors import (
     ROLE_HINT, ROLE_HINT_SHORT, SERVICE, ExchangeError, connect_hint, exchange_error_parser)
 
@@ -66,7 +67,7 @@ class RestRunner:
 
     def invoke(self, cmdlet, parameters):
         body = {"CmdletInput": {"CmdletName": cmdlet, "Parameters": parameters}}
-        url = "adminapi/beta/%s/InvokeCommand" % self.tenant
+        url = "adminapi/beta/%s/InvokeCommand" % path_segment(self.tenant, SERVICE)
         values, warnings = [], []
         while url:
             try:
@@ -76,12 +77,16 @@ class RestRunner:
             try:
                 page = response.json()
             except ValueError:
-                raise ExchangeError("the answer was not JSON: %s" % (response.text or "")[:200], cmdlet=cmdlet, status=response.status_code,
+                raise ExchangeError("the answer was not JSON: %s" % describe_body(response), cmdlet=cmdlet, status=response.status_code,
                                     where=self.where)
             values.extend(page.get("value") or [])
             warnings.extend(page.get("@adminapi.warnings") or [])
-            # The next page is the same command at another URL (it carries the skip token).
+            # The next page is the same command at another URL (it carries the skip token), on the same endpoint.
             url = page.get("@odata.nextLink")
+            problem = url and foreign_link_problem(url, self.endpoint, "the next page link (@odata.nextLink)")
+            if problem:
+                raise ExchangeError(problem, cmdlet=cmdlet, fatal=True, where=self.where,
+                                    hint="check exchange_endpoint: it must be the endpoint that serves this directory")
         return values, warnings
 
     def _error(self, cmdlet, error):
@@ -92,5 +97,3 @@ class RestRunner:
                     else "the token was refused: check that tenant_id, cloud and exchange_endpoint belong together")
         return ExchangeError(error.message, cmdlet=cmdlet, error_type=error.code, status=error.status, request_id=error.request_id,
                              details=error.details, hint=hint, fatal=fatal, where=None if error.status else self.where)
-
-

@@ -13,6 +13,7 @@ import os
 import re
 import threading
 
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import range_problem
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_errors import ExchangeError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_powershell import build_script, encode_command, parse_script_output
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import is_guid
@@ -51,9 +52,12 @@ class WinRMRunner:
         if not is_guid(self.app_id):
             problems.append("client_id %r is not a GUID: over WinRM it is the AppId that Connect-ExchangeOnline uses" % (self.app_id,))
         thumbprint = self.options.get("certificate_thumbprint") or ""
-        if not re.match(r"^[0-9A-Fa-f]{40}$", thumbprint):
+        if not re.fullmatch(r"[0-9A-Fa-f]{40}", thumbprint):
             problems.append("winrm.certificate_thumbprint %r is not a SHA-1 thumbprint (40 hex digits) of the automation identity's "
                             "certificate in the WinRM user's certificate store" % (thumbprint,))
+        port_problem = range_problem("winrm.port", self.options.get("port"), 1, 65535)
+        if port_problem:
+            problems.append(port_problem)
         if not self.options.get("username") and self.options.get("transport") != "kerberos":
             problems.append("winrm.username is required for winrm.transport %s" % self.options.get("transport"))
         return problems

@@ -10,8 +10,10 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import (
+    ServiceError, Transport, describe_body, foreign_link_problem, path_segment, quote_json)
 
+SERVICE = "Microsoft Graph"
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 
@@ -33,10 +35,10 @@ def graph_error_parser(response):
     try:
         body = response.json()
     except ValueError:
-        return None, (response.text or response.reason or "").strip()[:500], None, []
+        return None, describe_body(response), None, []
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
-        return None, str(body)[:500], None, []
+        return None, quote_json(body), None, []
     inner = error.get("innerError") or error.get("innererror") or {}
     return error.get("code"), error.get("message", ""), inner.get("request-id"), error.get("details") or []
 
@@ -44,6 +46,17 @@ def graph_error_parser(response):
 def odata_quote(value):
     """A string literal for $filter and key segments: single quotes are doubled in OData."""
     return "'%s'" % value.replace("'", "''")
+
+
+def segment(value):
+    """An object id as a path segment (see _http.path_segment)."""
+    return path_segment(value, SERVICE)
+
+
+def by_key(collection, key, value):
+    """``collection(key='value')``, an alternate-key segment: the value OData-quoted, then percent-encoded, so that
+    "../x", "a#b" or "a?b" name that object and no other."""
+    return "%s(%s=%s)" % (collection, key, path_segment(odata_quote(value), SERVICE, keep="'"))
 
 
 def error_codes(error):
@@ -76,7 +89,7 @@ class GraphClient:
     def __init__(self, auth, transport=None, sleep=time.sleep, consistency_delays=CONSISTENCY_DELAYS):
         self.auth = auth
         self.endpoint = auth.endpoints["graph_endpoint"]
-        self.transport = transport or Transport("Microsoft Graph", base_url=self.endpoint + "/v1.0", ca_path=auth.ca_path,
+        self.transport = transport or Transport(SERVICE, base_url=self.endpoint + "/v1.0", ca_path=auth.ca_path,
                                                 validate_certs=auth.validate_certs, timeout=auth.timeout,
                                                 error_parser=graph_error_parser)
         self.sleep = sleep
@@ -122,6 +135,10 @@ class GraphClient:
             next_link = page.get("@odata.nextLink")
             if not next_link:
                 return items
+            problem = foreign_link_problem(next_link, self.endpoint, "the next page link (@odata.nextLink) of %s" % path)
+            if problem:
+                raise ServiceError(SERVICE, problem, method="GET", url=self.transport.url(path),
+                                   hint="check graph_endpoint: it must be the endpoint that serves this directory")
             page = self._call("GET", next_link)
 
     def retry_while(self, transient, call):
@@ -138,19 +155,19 @@ class GraphClient:
     # -- applications ---------------------------------------------------------------------------
     def find_applications(self, display_name=None, unique_name=None, app_id=None):
         if app_id:
-            found = self.get_or_none("applications(appId=%s)" % odata_quote(app_id))
+            found = self.get_or_none(by_key("applications", "appId", app_id))
             return [found] if found else []
         if unique_name:
-            found = self.get_or_none("applications(uniqueName=%s)" % odata_quote(unique_name))
+            found = self.get_or_none(by_key("applications", "uniqueName", unique_name))
             return [found] if found else []
         return self.list("applications", params={"$filter": "displayName eq %s" % odata_quote(display_name)})
 
     def get_application_by_unique_name(self, unique_name):
         """The app another run has just created under ``unique_name``: replicas may 404 it for a few seconds."""
-        return self.retry_while(is_not_found, lambda: self.get("applications(uniqueName=%s)" % odata_quote(unique_name)))
+        return self.retry_while(is_not_found, lambda: self.get(by_key("applications", "uniqueName", unique_name)))
 
     def get_application(self, object_id, just_created=False):
-        path = "applications/%s" % object_id
+        path = "applications/%s" % segment(object_id)
         if just_created:
             return self.retry_while(is_not_found, lambda: self.get(path))
         return self.get(path)
@@ -158,22 +175,22 @@ class GraphClient:
     def create_application(self, body, unique_name=None):
         if unique_name:
             # Upsert by alternate key: a retried create cannot make a second app with that key.
-            return self._call("PATCH", "applications(uniqueName=%s)" % odata_quote(unique_name), json=body,
+            return self._call("PATCH", by_key("applications", "uniqueName", unique_name), json=body,
                               headers={"Prefer": "create-if-missing"})
         return self._call("POST", "applications", json=body)
 
     def update_application(self, object_id, body):
-        self._call("PATCH", "applications/%s" % object_id, json=body)
+        self._call("PATCH", "applications/%s" % segment(object_id), json=body)
 
     def delete_application(self, object_id):
-        self._call("DELETE", "applications/%s" % object_id)
+        self._call("DELETE", "applications/%s" % segment(object_id))
 
     def add_password(self, object_id, display_name, end_date_time):
         body = {"passwordCredential": {"displayName": display_name, "endDateTime": end_date_time}}
-        return self.retry_while(is_not_found, lambda: self._call("POST", "applications/%s/addPassword" % object_id, json=body))
+        return self.retry_while(is_not_found, lambda: self._call("POST", "applications/%s/addPassword" % segment(object_id), json=body))
 
     def remove_password(self, object_id, key_id):
-        self._call("POST", "applications/%s/removePassword" % object_id, json={"keyId": key_id})
+        self._call("POST", "applications/%s/removePassword" % segment(object_id), json={"keyId": key_id})
 
     # -- policies ---------------------------------------------------------------------------------
     def default_app_management_policy(self):
@@ -182,7 +199,7 @@ class GraphClient:
 
     # -- service principals ---------------------------------------------------------------------
     def get_service_principal(self, app_id):
-        return self.get_or_none("servicePrincipals(appId=%s)" % odata_quote(app_id))
+        return self.get_or_none(by_key("servicePrincipals", "appId", app_id))
 
     def create_service_principal(self, app_id):
         """-> (service principal, created). When another run created it first, Graph answers 409: read theirs."""
@@ -192,11 +209,11 @@ class GraphClient:
         except ServiceError as error:
             if not is_key_conflict(error):
                 raise
-        return self.retry_while(is_not_found, lambda: self.get("servicePrincipals(appId=%s)" % odata_quote(app_id))), False
+        return self.retry_while(is_not_found, lambda: self.get(by_key("servicePrincipals", "appId", app_id))), False
 
     # -- admin consent (app role assignments) ---------------------------------------------------
     def list_app_role_assignments(self, principal_id, just_created=False):
-        path = "servicePrincipals/%s/appRoleAssignments" % principal_id
+        path = "servicePrincipals/%s/appRoleAssignments" % segment(principal_id)
         if just_created:
             return self.retry_while(is_not_found, lambda: self.list(path))
         return self.list(path)
@@ -207,7 +224,7 @@ class GraphClient:
 
         def assign():
             try:
-                self._call("POST", "servicePrincipals/%s/appRoleAssignedTo" % resource_id, json=body)
+                self._call("POST", "servicePrincipals/%s/appRoleAssignedTo" % segment(resource_id), json=body)
                 return True
             except ServiceError as error:
                 if is_duplicate_assignment(error):
@@ -220,7 +237,7 @@ class GraphClient:
     def remove_app_role_assignment(self, principal_id, assignment_id):
         """Revoke one; False when it was already gone (another run revoked it first)."""
         try:
-            self._call("DELETE", "servicePrincipals/%s/appRoleAssignments/%s" % (principal_id, assignment_id))
+            self._call("DELETE", "servicePrincipals/%s/appRoleAssignments/%s" % (segment(principal_id), segment(assignment_id)))
             return True
         except ServiceError as error:
             if is_not_found(error):

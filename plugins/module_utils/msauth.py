@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import time
 
 try:
@@ -28,7 +29,8 @@ try:
 except ImportError:  # pragma: no cover - Windows controllers are not supported by Ansible
     fcntl = None
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport, url_problem
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._scrub import hold
 
 CLOUDS = {
     "public": {
@@ -54,8 +56,9 @@ CLOUDS = {
     },
 }
 
-GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-DOMAIN_RE = re.compile(r"^(?=.{4,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$")
+# Used with fullmatch: "$" would also match before a trailing newline, which is no part of a GUID or a domain.
+GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+DOMAIN_RE = re.compile(r"(?=.{4,253}\Z)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}")
 
 # msal serves a cached token only while it has more than 5 minutes left; so do we, so a token
 # never expires in the middle of a long mailbox list.
@@ -103,12 +106,12 @@ def managed_identity_source(environ=None):
 
 
 def is_guid(value):
-    return bool(value) and bool(GUID_RE.match(value))
+    return bool(value) and bool(GUID_RE.fullmatch(value))
 
 
 def validate_tenant(value):
     """A directory is named by its GUID or a verified domain; anything else cannot be right."""
-    if is_guid(value) or (value and DOMAIN_RE.match(value)):
+    if is_guid(value) or (value and DOMAIN_RE.fullmatch(value)):
         return None
     return ("tenant_id %r is neither a GUID (Directory (tenant) ID) nor a domain such as contoso.onmicrosoft.com" % (value,))
 
@@ -135,70 +138,164 @@ def default_cache_dir():
     return os.path.join(base, "ceops.exchange_oauth", "tokens")
 
 
+class TokenCacheError(ServiceError):
+    """The cache directory or a file in it is not safe to use: the message says which and how to fix it."""
+
+    def __init__(self, message, hint):
+        super(TokenCacheError, self).__init__("token cache", message, hint=hint)
+
+    def describe(self):
+        return "token cache: %s; %s" % (self.message, self.hint)
+
+
+def _owner_name(uid):
+    try:
+        import pwd  # pylint: disable=import-outside-toplevel
+        return "%s (uid %d)" % (pwd.getpwuid(uid).pw_name, uid)
+    except (ImportError, KeyError):
+        return "uid %d" % uid
+
+
+# Open a file of the cache without following a symbolic link put in its place.
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
 class TokenCache:
-    """Access tokens on disk, never credentials. ``directory=None`` disables the cache."""
+    """Access tokens on disk, never credentials. ``directory=None`` disables the cache.
+
+    A token is as good as the automation identity's credential for an hour, so the cache trusts nothing it did not
+    make: the directory must be a real directory (not a symbolic link) owned by this user that group and others can
+    neither read nor write, or it is refused with the fix; every file is opened relative to that directory's descriptor (a directory
+    swapped in after the check is not used), created exclusively (O_EXCL, O_NOFOLLOW, 0600) under a random name and
+    renamed into place, and a token is read only from a regular file of this user that group and others cannot open.
+    """
 
     def __init__(self, directory):
         self.directory = directory
 
-    def _paths(self, key):
-        return os.path.join(self.directory, key + ".json"), os.path.join(self.directory, key + ".lock")
+    @staticmethod
+    def _names(key):
+        return key + ".json", key + ".lock"
 
-    def _ensure_dir(self):
+    def _refuse(self, found, fix_command):
+        env = "or set CEOPS_TOKEN_CACHE_DIR (token_cache_dir) to a directory of your own that only you can open"
+        raise TokenCacheError("refusing cache directory %s: %s" % (self.directory, found),
+                              hint="%s, %s" % (fix_command, env) if fix_command else "remove it, " + env)
+
+    def _open_dir(self):
+        """A descriptor of the checked cache directory, made (0700) when it is absent."""
+        uid = os.geteuid()
         try:
             os.makedirs(self.directory, mode=0o700)
         except OSError as exc:
             if exc.errno != errno.EEXIST:
-                raise
+                raise TokenCacheError("cannot create cache directory %s: %s" % (self.directory, exc.strerror),
+                                      hint="set CEOPS_TOKEN_CACHE_DIR (token_cache_dir) to a directory you can write")
+        try:
+            fd = os.open(self.directory, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(self.directory):
+                self._refuse("it is a symbolic link (to %s), which someone else could point elsewhere"
+                             % os.readlink(self.directory), "replace the link by a directory (mkdir -m 700 %s)" % self.directory)
+            if exc.errno == errno.ENOTDIR:
+                self._refuse("it is not a directory", None)
+            raise TokenCacheError("cannot open cache directory %s: %s" % (self.directory, exc.strerror),
+                                  hint="set CEOPS_TOKEN_CACHE_DIR (token_cache_dir) to a directory you can write")
+        info = os.fstat(fd)
+        mode = stat.S_IMODE(info.st_mode)
+        if info.st_uid != uid:
+            os.close(fd)
+            self._refuse("it is owned by %s, not by %s who runs this task, so its owner could read or replace the tokens"
+                         % (_owner_name(info.st_uid), _owner_name(uid)),
+                         "make it yours (chown %d %s && chmod 700 %s)" % (uid, self.directory, self.directory))
+        if mode & 0o066:
+            os.close(fd)
+            self._refuse("its mode is %04o: group or others may %s it" % (mode, "write to" if mode & 0o022 else "read"),
+                         "close it (chmod 700 %s)" % self.directory)
+        return fd
 
     def forget(self, key):
         if self.directory:
             try:
-                os.unlink(self._paths(key)[0])
+                fd = self._open_dir()
+            except TokenCacheError:
+                return
+            try:
+                os.unlink(self._names(key)[0], dir_fd=fd)
             except OSError:
                 pass
+            finally:
+                os.close(fd)
 
     def get_or_fetch(self, key, fetch, now=time.time):
         """Return a cached token with enough life left, or call ``fetch()`` -> (token, expires_in) under a lock."""
         if not self.directory or fcntl is None:
             return fetch()[0]
-        self._ensure_dir()
-        data_path, lock_path = self._paths(key)
-        cached = self._read(data_path, now())
-        if cached:
-            return cached
-        lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        dir_fd = self._open_dir()
         try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            # Another fork may have fetched while we waited for the lock.
-            cached = self._read(data_path, now())
+            data_name, lock_name = self._names(key)
+            cached = self._read(dir_fd, data_name, now())
             if cached:
                 return cached
-            token, expires_in = fetch()
-            self._write(data_path, {"access_token": token, "expires_on": now() + int(expires_in)})
-            return token
+            lock_fd = os.open(lock_name, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o600, dir_fd=dir_fd)
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX)
+                # Another fork may have fetched while we waited for the lock.
+                cached = self._read(dir_fd, data_name, now())
+                if cached:
+                    return cached
+                token, expires_in = fetch()
+                self._write(dir_fd, data_name, {"access_token": token, "expires_on": now() + int(expires_in)})
+                return token
+            finally:
+                fcntl.flock(lock_fd, fcntl.LOCK_UN)
+                os.close(lock_fd)
         finally:
-            fcntl.flock(lock_fd, fcntl.LOCK_UN)
-            os.close(lock_fd)
+            os.close(dir_fd)
 
     @staticmethod
-    def _read(path, now):
+    def _read(dir_fd, name, now):
+        """The token in ``name`` if it is a regular file of ours that nobody else can open, and has life left."""
         try:
-            with open(path) as handle:
-                entry = json.load(handle)
-        except (IOError, OSError, ValueError):
+            fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC, dir_fd=dir_fd)
+        except OSError:
             return None
-        if entry.get("expires_on", 0) - now > MIN_TOKEN_LIFETIME:
+        with os.fdopen(fd) as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+                return None
+            try:
+                entry = json.load(handle)
+            except ValueError:
+                return None
+        if isinstance(entry, dict) and entry.get("expires_on", 0) - now > MIN_TOKEN_LIFETIME:
             return entry.get("access_token")
         return None
 
     @staticmethod
-    def _write(path, entry):
-        tmp = "%s.%d.tmp" % (path, os.getpid())
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(entry, handle)
-        os.rename(tmp, path)
+    def _write(dir_fd, name, entry):
+        # A fresh random name, created exclusively: nothing anyone placed in the directory (a link, a file of theirs)
+        # is opened, and the rename swaps the whole file in at once.
+        for attempt in range(100):
+            tmp = "%s.%s.tmp" % (name, os.urandom(8).hex())
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600, dir_fd=dir_fd)
+                break
+            except OSError as exc:
+                if exc.errno != errno.EEXIST or attempt == 99:
+                    raise
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(entry, handle)
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=dir_fd)
+            except OSError:
+                pass
+            raise
 
 
 class MsalHttpClient:
@@ -249,14 +346,19 @@ class MicrosoftAuth:
         tenant_problem = validate_tenant(self.tenant_id)
         if tenant_problem:
             problems.append(tenant_problem)
-        if not self.endpoints["authority_host"].startswith("https://"):
-            problems.append("authority_host %s is not https: Entra token endpoints are only served over TLS, and a "
-                            "token endpoint over plain http would expose the credential" % self.endpoints["authority_host"])
-        for option in ("graph_endpoint", "exchange_endpoint"):
-            # Every request to these carries a bearer token, which is as good as the credential for its lifetime.
-            if not self.endpoints[option].startswith("https://"):
-                problems.append("%s %s is not https: Microsoft serves it only over TLS, and a bearer token sent over plain "
-                                "http could be read and replayed; use the https URL" % (option, self.endpoints[option]))
+        # No plain http here, and no opt-in: the token endpoint receives the credential, the others a bearer token that is
+        # as good as the credential for its lifetime, and Microsoft serves all of them only over TLS.
+        plain_http = {
+            "authority_host": "Entra token endpoints are only served over TLS, and a token endpoint over plain http would "
+                              "expose the credential",
+            "graph_endpoint": "Microsoft serves it only over TLS, and a bearer token sent over plain http could be read and "
+                              "replayed; use the https URL",
+        }
+        plain_http["exchange_endpoint"] = plain_http["graph_endpoint"]
+        for option, hint in plain_http.items():
+            problem = url_problem(option, self.endpoints[option], plain_http_hint=hint)
+            if problem:
+                problems.append(problem)
         if self.managed_identity:
             if self.client_id and not is_guid(self.client_id):
                 problems.append("client_id %r (the user-assigned managed identity) is not a GUID" % (self.client_id,))
@@ -307,7 +409,9 @@ class MicrosoftAuth:
         problems = self.validate()
         if problems:
             raise ServiceError("Entra ID", "; ".join(problems))
-        return self.cache.get_or_fetch(self.cache_key(resource), lambda: self._fetch(resource))
+        token = self.cache.get_or_fetch(self.cache_key(resource), lambda: self._fetch(resource))
+        hold(token)  # a service that echoes the request must not make it a line of output
+        return token
 
     def forget_token(self, resource):
         """Drop a cached token, e.g. after a permission was granted: roles are fixed when a token is issued."""

@@ -42,7 +42,7 @@ attributes:
 options:
   display_name:
     description:
-      - Display name of the app registration, for example C(CE Email).
+      - Display name of the app registration, for example C(CE Email). Not blank, without spaces around it or control characters.
       - Without O(unique_name) or O(app_id) the app is found by this name, and the task fails if several apps share it
         (display names are not unique in Entra).
       - Required when O(state=present) and the app must be created.
@@ -51,6 +51,8 @@ options:
     description:
       - An immutable alternate key for the app, set when the module creates it. Finding the app by it is exact, and a
         create that is retried after an interruption cannot make a second app.
+      - Not blank, without spaces around it or control characters; any other character is sent percent-encoded, so a value
+        such as C(../x) names only the app with that key.
       - Recommended for fleets. Cannot be added to an app that was created without it.
     type: str
   app_id:
@@ -110,13 +112,17 @@ options:
         default: CE mailbox access
       lifetime_days:
         description:
-          - Lifetime of a new secret. A tenant app management policy may allow less: when the automation identity may read it
+          - Lifetime of a new secret, 1 to 730 days. Two years is the longest the Entra admin center offers and what Graph gives a
+            secret without an end date; Microsoft advises shorter ones.
+          - A tenant app management policy may allow less: when the automation identity may read it
             (Policy.Read.ApplicationConfiguration) the new secret is capped at its limit, with a warning; when Graph refuses the
             lifetime and names the limit, the secret is made once more with that limit; otherwise the task fails saying so.
         type: int
         default: 365
       renew_before_days:
-        description: Create a new secret when the newest one expires within this many days.
+        description:
+          - Create a new secret when the newest one expires within this many days; 0 to O(app_secret.lifetime_days) - 1, since a
+            window as long as the lifetime would create a new secret on every run.
         type: int
         default: 30
       rotate:
@@ -157,11 +163,12 @@ options:
         type: str
         default: CE mailbox access
       lifetime_days:
-        description: Lifetime of a new secret.
+        description: Lifetime of a new secret, 1 to 730 days, as O(app_secret.lifetime_days).
         type: int
         default: 365
       renew_before_days:
-        description: Create a new secret when the newest one of this name expires within this many days.
+        description:
+          - Create a new secret when the newest one of this name expires within this many days; 0 to O(app_secrets[].lifetime_days) - 1.
         type: int
         default: 30
       rotate:
@@ -390,6 +397,7 @@ actions:
   elements: str
 '''
 
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import name_value_problem, range_problem
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import MicrosoftModule
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.azuread import AppReconciler, EXCHANGE_ROLE_NAMES, duplicate_names
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import is_guid
@@ -422,8 +430,36 @@ def argument_spec():
     )
 
 
+# A new secret lives 1 to 730 days: two years is the longest the Entra admin center offers and what Graph gives a secret
+# without an end date; Microsoft advises less, and a directory's app management policy may cap it lower still (Graph then
+# refuses with CredentialInvalidLifetimeAsPerAppPolicy). A longer secret is a credential nobody rotates.
+SECRET_LIFETIME_DAYS = (1, 730)
+
+
+def secret_problem(option, where):
+    """Why one secret entry's lifetime or renewal cannot work, or None; ``where`` names the entry in the message."""
+    lifetime = option["lifetime_days"]
+    problem = range_problem("%s.lifetime_days" % where, lifetime, SECRET_LIFETIME_DAYS[0], SECRET_LIFETIME_DAYS[1],
+                            "days (two years at most: the longest Entra offers, and Graph's default)")
+    if problem:
+        return problem
+    # A renewal window as long as the lifetime would make a new secret on every run.
+    return range_problem("%s.renew_before_days" % where, option["renew_before_days"], 0, lifetime - 1,
+                         "days (less than lifetime_days %d, or every run would make a new secret)" % lifetime)
+
+
 def input_problem(params):
     """What is wrong with the options, before any request; None when nothing is."""
+    for option in ("display_name", "unique_name"):
+        problem = params.get(option) is not None and name_value_problem(option, params[option])
+        if problem:
+            return problem
+    entries = [("app_secret", params["app_secret"])] if params.get("app_secret") else []
+    entries += [("app_secrets[%r]" % entry["name"], entry) for entry in params.get("app_secrets") or []]
+    for where, entry in entries:
+        problem = secret_problem(entry, where)
+        if problem:
+            return problem
     if params.get("app_id") is not None and not is_guid(params["app_id"]):
         # Graph would take it as a lookup, find nothing and have us create an app: say what app_id is instead.
         return ("app_id %r is not a GUID: use the Application (client) ID of CE's app registration (Entra admin center > App "

@@ -40,13 +40,14 @@ options:
     default: false
   wait_timeout:
     description:
-      - Seconds to wait in all for batch updates to finish, including one that was already running.
+      - Seconds to wait in all for batch updates to finish, including one that was already running; 1 to 86400 (a day).
       - When it passes, the task fails; the update goes on in the Portal, and running the task again waits for it.
     type: int
     default: 900
   poll_interval:
     description:
-      - Seconds between two looks at a running batch update.
+      - Seconds between two looks at a running batch update; 0.1 to 300. Checked before the first request, so a wrong value
+        starts nothing.
     type: float
     default: 5
 notes:
@@ -117,6 +118,7 @@ actions:
   elements: str
 '''
 
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import range_problem
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_module import CeModule
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_reconcile import BatchUpdateReconciler
 
@@ -129,8 +131,22 @@ def argument_spec():
     )
 
 
+# A batch update may take minutes on a big deployment; a day is past any of them. Polling faster than every 0.1 s only
+# loads the Portal, and slower than every 5 minutes makes a finished update wait for nothing.
+WAIT_TIMEOUT_RANGE = (1, 86400)
+POLL_INTERVAL_RANGE = (0.1, 300)
+
+
+def input_problem(params):
+    return (range_problem("wait_timeout", params["wait_timeout"], WAIT_TIMEOUT_RANGE[0], WAIT_TIMEOUT_RANGE[1], "seconds")
+            or range_problem("poll_interval", params["poll_interval"], POLL_INTERVAL_RANGE[0], POLL_INTERVAL_RANGE[1], "seconds"))
+
+
 def main():
     module = CeModule(argument_spec(), supports_check_mode=True)
+    problem = input_problem(module.params)
+    if problem:
+        module.fail_json(msg="%s: %s" % (module.deployment, problem))
     reconciler = BatchUpdateReconciler(module.portal, module.params, check_mode=module.check_mode, warn=module.warn)
     module.run(reconciler.run)
 

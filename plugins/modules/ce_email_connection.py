@@ -42,6 +42,7 @@ options:
   name:
     description:
       - Name of the email connection, unique within the CE tenant, for example C(Exchange Online).
+      - 1 to 128 characters, not only spaces, without spaces around it or control characters.
       - When the tenant has no connection of that name but exactly one on the gateway (the runbook's "email connection associated
         with the Exchange Online email gateway", made by hand under a name of its own), that one is adopted and keeps its name;
         several stop the task with each one's name (set this option to the one to use).
@@ -152,6 +153,7 @@ actions:
 '''
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_module import CeModule
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_portal import name_problem
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_reconcile import ConnectionReconciler
 
 
@@ -171,6 +173,12 @@ def argument_spec():
 def main():
     module = CeModule(argument_spec(), supports_check_mode=True, required_if=[("state", "present", ("gateway",))])
     reconciler = ConnectionReconciler(module.portal, module.params, check_mode=module.check_mode, warn=module.warn)
+    p = module.params
+    # Before the first request; an empty oauth_settings is meaningful (it detaches them), a blank one is not.
+    problem = (name_problem(p["name"], "email connection") or (p["gateway"] is not None and name_problem(p["gateway"], "email gateway"))
+               or (p["oauth_settings"] and name_problem(p["oauth_settings"], "OAuth settings")))
+    if problem:
+        module.fail_json(msg="%s: %s" % (reconciler.label, problem))
     module.run(reconciler.run)
 
 

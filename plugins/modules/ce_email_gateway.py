@@ -33,6 +33,7 @@ options:
   name:
     description:
       - Name of the gateway, unique within the deployment, for example C(Exchange Online).
+      - 1 to 128 characters, not only spaces, without spaces around it or control characters.
       - When no gateway has that name but exactly one reads mail from O(inbound.host) (the runbook's Exchange Online gateway, made
         by hand under a name of its own), that one is adopted: it keeps its name and gets the endpoints given here. Several stop
         the task with each one's name (set this option to the one to use). Only a gateway of this name is ever deleted.
@@ -67,7 +68,7 @@ options:
         type: str
         default: outlook.office365.com
       port:
-        description: TCP port.
+        description: TCP port, 1 to 65535.
         type: int
         default: 993
       security:
@@ -86,7 +87,7 @@ options:
         type: str
         default: smtp.office365.com
       port:
-        description: TCP port.
+        description: TCP port, 1 to 65535.
         type: int
         default: 587
       security:
@@ -164,7 +165,7 @@ actions:
 '''
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_module import CeModule
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_portal import ENDPOINT_SECURITY, INBOUND_PROTOCOLS
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_portal import ENDPOINT_SECURITY, INBOUND_PROTOCOLS, gateway_problems
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_reconcile import (
     EXCHANGE_ONLINE_INBOUND, EXCHANGE_ONLINE_OUTBOUND, GatewayReconciler)
 
@@ -193,6 +194,11 @@ def argument_spec():
 def main():
     module = CeModule(argument_spec(), supports_check_mode=True)
     reconciler = GatewayReconciler(module.portal, module.params, check_mode=module.check_mode, warn=module.warn)
+    p = module.params
+    # Before the first request: a blank name, a port out of range or a missing host would make a wrong gateway.
+    problems = gateway_problems({"name": p["name"], "inbound": p["inbound"], "outbound": p["outbound"]})
+    if problems:
+        module.fail_json(msg="%s: %s" % (reconciler.label, "; ".join(problems)))
     module.run(reconciler.run)
 
 

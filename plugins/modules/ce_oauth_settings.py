@@ -40,6 +40,7 @@ options:
   name:
     description:
       - Name of the OAuth settings, unique within the CE tenant, for example C(Exchange Online OAuth).
+      - 1 to 128 characters, not only spaces, without spaces around it or control characters.
     type: str
     required: true
   client_id:
@@ -229,6 +230,7 @@ actions:
 '''
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_module import CeModule
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_portal import name_problem
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_reconcile import OAuthSettingsReconciler
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.mailbox_check import SettingsError, scope_resource
 
@@ -262,6 +264,9 @@ def main():
     if module.params["state"] == "present" and not module.params["client_id"] and not module.check_mode:
         module.fail_json(msg="client_id is required with state=present: the Application (client) ID of CE's app registration")
     reconciler = OAuthSettingsReconciler(module.portal, module.params, check_mode=module.check_mode, warn=module.warn)
+    problem = name_problem(module.params["name"], "OAuth settings")
+    if problem:
+        module.fail_json(msg="%s: %s" % (reconciler.label, problem))
     if module.params["scopes"] and module.params["state"] == "present":
         # CE sends its scopes in one client-credentials request, which Entra refuses unless it is one <resource>/.default:
         # the Portal stores anything, so this is the last point where the mistake is visible before mail stops.

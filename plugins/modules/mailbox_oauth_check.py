@@ -80,6 +80,7 @@ options:
   token_endpoint_url:
     description:
       - The token endpoint URL stored in CE's OAuth settings, for example C(https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token).
+      - An https URL without a user name, password, query or fragment; anything else is refused before any request.
       - The token is requested from exactly this URL. A host or directory in it that does not match O(cloud) / O(authority_host)
         or O(tenant_id) is warned about, and the logins then show what CE will meet.
       - When not set, the URL is derived from O(authority_host) (or O(cloud)) and O(tenant_id), as the runbook does.
@@ -95,6 +96,7 @@ options:
   mailboxes:
     description:
       - Addresses of the mailboxes CE reads. Each is logged in to as the XOAUTH2 user. Duplicates are checked once.
+      - Each must be an email address; otherwise the task fails before any request.
       - One of O(mailboxes) and O(smtp_basic_auth) is required.
     type: list
     elements: str
@@ -105,7 +107,7 @@ options:
         C(partner.outlook.cn) (china).
     type: str
   imap_port:
-    description: IMAP port, with implicit TLS.
+    description: IMAP port, with implicit TLS; 1 to 65535.
     type: int
     default: 993
   smtp:
@@ -120,7 +122,7 @@ options:
         on a live tenant), C(smtp.partner.outlook.cn) (china).
     type: str
   smtp_port:
-    description: SMTP submission port, with STARTTLS.
+    description: SMTP submission port, with STARTTLS; 1 to 65535.
     type: int
     default: 587
   smtp_basic_auth:
@@ -288,6 +290,8 @@ summary:
   type: dict
 '''
 
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import range_problem, url_problem
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_permissions import is_address
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.mailbox_check import MailboxOAuthCheck
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.microsoft_module import MicrosoftModule
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import default_cache_dir
@@ -321,9 +325,25 @@ def argument_spec():
     )
 
 
+def input_problem(params):
+    """What cannot be right in the options, before any request; None when nothing is."""
+    bad = [m for m in params["mailboxes"] or [] if not is_address((m or "").strip())]
+    if bad:
+        return "mailboxes must be email addresses; %s %s not (nothing was checked)" % (
+            ", ".join(ascii(m) for m in bad[:10]), "is" if len(bad) == 1 else "are")
+    if params["smtp_send_test_to"] is not None and not is_address(params["smtp_send_test_to"].strip()):
+        return "smtp_send_test_to %s is not an email address" % ascii(params["smtp_send_test_to"])
+    return (range_problem("imap_port", params["imap_port"], 1, 65535) or range_problem("smtp_port", params["smtp_port"], 1, 65535)
+            # Plain http is refused with the other token endpoint checks (mailbox_check.parse_token_endpoint_url).
+            or url_problem("token_endpoint_url", params["token_endpoint_url"], allow_http=True))
+
+
 def main():
     module = MicrosoftModule(argument_spec(), supports_check_mode=True, required_one_of=[("mailboxes", "smtp_basic_auth")])
     params = dict(module.params, token_cache_dir=module.params["token_cache_dir"] or default_cache_dir())
+    problem = input_problem(params)
+    if problem:
+        module.fail_json(msg="CE's OAuth settings for directory %s: %s" % (params["tenant_id"], problem), changed=False)
     try:
         check = MailboxOAuthCheck(params, check_mode=module.check_mode, warn=module.warn, mask=module.no_log_values.add)
         check.validate()

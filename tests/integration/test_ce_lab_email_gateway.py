@@ -147,7 +147,7 @@ def ce_totals_faults(lab):
     ({"ce_token": "cep_wrong"}, "HTTP 401 unauthorized"),
     ({"ce_token": None, "ce_username": "emea-admin", "ce_password": "wrong"}, "check ce_token, or ce_username and ce_password"),
     ({"ce_url": "https://127.0.0.1:9/emea"}, "reachable"),
-    ({"ce_url": "http://127.0.0.1:9/emea"}, "reachable"),
+    ({"ce_url": "http://127.0.0.1:9/emea", "ce_allow_plain_http": True}, "reachable"),  # http only with the opt-in
     ({"ca_path": "/etc/ssl/certs/ca-certificates.crt"}, "TLS verification failed"),
 ])
 def test_wrong_url_or_credentials_fail_with_one_clear_message(fresh_lab, run_module, overrides, expected):

@@ -102,7 +102,9 @@ class Fleet:
             sends = any(TENANTS[t].get("ce_send_with_oauth") for t in self.tenants_of(name))
             secrets = [{"name": secret_name(t)} for t in self.tenants_of(name)]
             if lifetime_days and name in lifetime_days:
-                secrets = [dict(secret, lifetime_days=lifetime_days[name]) for secret in secrets]
+                # A renewal window shorter than the lifetime: an equal or longer one is refused (every run would renew).
+                secrets = [dict(secret, lifetime_days=lifetime_days[name], renew_before_days=min(30, lifetime_days[name] - 1))
+                           for secret in secrets]
             app = self.call("azuread_app", self.ms_auth(name, display_name="CE Email", unique_name="ce-email", app_secrets=secrets,
                                                         exchange_permissions=["IMAP.AccessAsApp", "POP.AccessAsApp"] + (["SMTP.SendAsApp"] if sends else [])))
             self.apps[name] = {"app_id": app["app_id"], "tenant_id": app["tenant_id"], "service_principal_id": app["service_principal_id"]}

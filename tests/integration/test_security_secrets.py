@@ -8,10 +8,15 @@ One module-scoped fixture runs the lab fleet the ways that put secrets through t
   failing    site.yml --check --diff with CE's secrets given back (-e, as Vault would), so acme's logins are proven in
              check mode, and bad values for four more CE tenants (a wrong CE token, a wrong automation secret for
              fabrikam, an unknown mailbox, an unknown unicode CE tenant): failure paths print invocations and errors;
+             the token endpoint, Graph and the CE Portal echo every request they refuse (the lab's echo_request fault),
+             so the wrong secret (with characters that encode differently) and the tokens come back form-encoded,
+             JSON-escaped and in Authorization headers;
   runner     verify.yml through ansible-runner at verbosity 4, as AWX runs it, with CE's secrets as extra vars; its
              job events and artifacts are scanned.
-Every secret the runs know is then searched for in their stdout/stderr, the job events and artifacts, the lab's log,
-the token caches and every file left in ANSIBLE_LOCAL_TEMP / ANSIBLE_REMOTE_TEMP. Access tokens are searched as JWTs:
+Every secret the runs know is then searched for, raw and in every encoding a service could echo it in (variants()), in
+their stdout/stderr, the job events and artifacts, the lab's log, the token caches and every file left in
+ANSIBLE_LOCAL_TEMP / ANSIBLE_REMOTE_TEMP. The last tests run modules alone against services that echo requests with
+secrets of their own, one error path each (token endpoint, Graph, CE Portal), and search their results the same way. Access tokens are searched as JWTs:
 any JWT outside the token cache is a leak; those inside it must be tokens this lab issued (by digest).
 The failing run doubles as the bad-input check through the site playbook: each broken CE tenant fails alone, with one
 line in the summary naming the object and the fix, and the healthy tenants finish.
@@ -20,8 +25,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import glob
 import hashlib
+import html
 import importlib
 import json
 import os
@@ -31,13 +38,16 @@ import urllib.parse
 
 import pytest
 
+from test_ce_support import CLIENT_ID, TENANT_ID, ce_args
 from test_site_fleet import REPO, SAVE_APPS, Fleet
 
 import ansible_runner
 from ansible.module_utils.basic import PASSWORD_MATCH
 
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
-WRONG_AUTOMATION_SECRET = "Wr0ng~fabrikam-automation-secret-8f3a1c"
+# Characters that percent-encoding, form encoding and JSON escaping each write differently.
+WRONG_AUTOMATION_SECRET = 'Wr0ng~fabrikam/automation+secret="8f3a1c"\\\u00f6 n=1&x'
+ECHOING_SERVICES = ("login", "graph", "ce")
 WRONG_CE_TOKEN = "cep_wrong-token-for-acme-5d7e9b2c41"
 UNKNOWN_MAILBOX = "ce-nobody@northwind.onmicrosoft.com"
 UNICODE_TENANT = "umbr\u00e9lla"
@@ -68,9 +78,21 @@ def lab_secrets(lab):
     return dict((k, s) for k, s in found.items() if s)
 
 
+def _lower_hex(text):
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text)
+
+
 def variants(secret):
-    """How a value may appear when it leaks: as is, form/URL-encoded, JSON-escaped."""
-    return set((secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret), json.dumps(secret)[1:-1]))
+    """How a value may appear when it leaks: as is, percent- and form-encoded (either case of hex digits), JSON-escaped
+    (with and without ensure_ascii, \\u in either case, an escaped solidus), HTML-escaped, and a form or JSON body that
+    carries it quoted in a JSON message (what a client shows of a service that echoes the request)."""
+    as_json = json.dumps(secret)[1:-1]
+    encoded = set((secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote(secret), urllib.parse.quote_plus(secret),
+                   as_json, json.dumps(secret, ensure_ascii=False)[1:-1], as_json.replace("/", "\\/"), html.escape(secret),
+                   re.sub(r"\\u[0-9a-f]{4}", lambda m: m.group(0).upper().replace("\\U", "\\u"), as_json)))
+    encoded |= set(_lower_hex(form) for form in encoded)
+    encoded |= set(json.dumps(form)[1:-1] for form in list(encoded))
+    return encoded
 
 
 def files_under(*roots):
@@ -141,10 +163,13 @@ def runs(lab, tmp_path_factory):
             d["fabrikam"]["tenant_id"]: {"client_id": d["fabrikam"]["automation_client_id"], "client_secret": WRONG_AUTOMATION_SECRET},
             d["northwind"]["tenant_id"]: {"client_id": d["northwind"]["automation_client_id"],
                                           "client_certificate_path": d["northwind"]["automation_certificate_path"]}}}))
+        for service in ECHOING_SERVICES:
+            lab.set_faults(service, echo_request=True)
         runs.playbook("failing", "site.yml", "--check", "--diff", "-e", "@" + str(bad), "--limit", "acme,globex,initech,hooli,umbrella,localhost",
                       host_vars={"globex": {"ce_token": WRONG_CE_TOKEN},
                                  "hooli": {"ce_mailboxes": ["ce-support@northwind.onmicrosoft.com", UNKNOWN_MAILBOX]},
                                  "umbrella": {"ce_tenant": UNICODE_TENANT}})
+        lab.clear_faults()
 
         runs.runner = verify_through_runner(lab, work, runs)
         runs.lab_log = read(lab.info["log_file"])
@@ -184,6 +209,10 @@ def test_the_runs_used_every_kind_of_secret(runs):
     for host in ("acme", "hooli"):  # CE's new secrets reached the mail servers: every mailbox logged in with them
         assert re.search(r'"%s\s+ok\s.*logins 2/2 ok' % host, runs.texts["converge stdout+stderr"]), host
     assert len([name for name in runs.texts if name.startswith("runner ") and "job_events" in name]) > 20
+    # The services echoed what they refused in the failing run: the wrong secret's form body and the wrong CE token came back.
+    failing = runs.texts["failing stdout+stderr"]
+    assert "(request was: POST /%s/oauth2/v2.0/token" % runs.lab.vars["lab_directories"]["fabrikam"]["tenant_id"] in failing
+    assert "client_secret=********" in failing and "Authorization: Bearer ********" in failing
 
 
 # -- zero hits --------------------------------------------------------------------------------------------------------
@@ -287,3 +316,56 @@ def test_no_log_is_on_every_secret_option_and_nowhere_else(module, spec):
     # Ansible warns "Module did not set no_log" for names that look like passwords: those holding none must say no_log=False.
     unmarked = [path for path, name, option in options(spec) if PASSWORD_MATCH.search(name) and "no_log" not in option]
     assert unmarked == []
+
+
+# -- services that echo the request: one error path each, searched the same way ---------------------------------------
+# A secret of the test's own, with characters that each encoding writes differently (no space: Entra secrets have none).
+ECHO_SECRET = 'Ech0~se/cr+et="x"\\\u00f6&y=1'
+
+
+@pytest.fixture
+def echoing_lab(fresh_lab):
+    for service in ECHOING_SERVICES:
+        fresh_lab.set_faults(service, echo_request=True)
+    yield fresh_lab
+    fresh_lab.clear_faults()
+
+
+def leaks(result, secrets):
+    """Secrets (by name) and JWTs found in a module's output, in any form."""
+    text = result["_raw"]
+    return [name for name, secret in secrets.items() if any(form in text for form in variants(secret))] + JWT.findall(text)
+
+
+def test_a_token_endpoint_that_echoes_the_form_body_gets_no_secret_into_the_result(echoing_lab, run_module, directory_auth):
+    result = run_module("azuread_app", directory_auth(echoing_lab, client_secret=ECHO_SECRET, display_name="CE Email"))
+    assert result["failed"] is True and "AADSTS7000215" in result["msg"]
+    assert "(request was: POST" in result["msg"] and "client_secret=********" in result["msg"]  # the echo came, without it
+    assert leaks(result, {"the automation secret": ECHO_SECRET}) == []
+
+
+def test_graph_echoing_the_request_gets_no_bearer_token_into_the_result(echoing_lab, run_module, directory_auth):
+    # Twice: a refused token is dropped and a fresh one tried once (graph.py), and that one is echoed too.
+    echoing_lab.fail_next("graph", 403, method="GET", path_regex=r"^/v1\.0/applications", count=2)
+    auth = directory_auth(echoing_lab, display_name="CE Email")
+    result = run_module("azuread_app", auth)
+    # The echo came (capped: a message quotes at most 1000 characters of a service's text, cut between words).
+    assert result["failed"] is True and "(request was: GET /v1.0/applications" in result["msg"], result["msg"]
+    assert leaks(result, {"the automation secret": auth["client_secret"]}) == []
+    assert echoing_lab.counters()["services"]["graph"]["totals"]["faults"] == 2
+
+
+def test_a_ce_portal_echoing_the_request_gets_no_client_secret_or_credential_into_the_result(echoing_lab, run_module):
+    echoing_lab.fail_next("ce", 400, method="POST", path_regex=r"/oauth-settings$")
+    args = ce_args(echoing_lab, ce_tenant="acme", name="Exchange Online OAuth", client_id=CLIENT_ID, client_secret=ECHO_SECRET,
+                   tenant_id=TENANT_ID)
+    result = run_module("ce_oauth_settings", args)
+    assert result["failed"] is True and '"client_secret": "********"' in result["msg"], result["msg"]
+    assert leaks(result, {"CE's client secret": ECHO_SECRET, "the Portal token": args["ce_token"]}) == []
+    # A Portal administrator's login: the echoed Basic credential is user:password in base64.
+    echoing_lab.fail_next("ce", 403, method="GET", path_regex=r"/info$")
+    basic = ce_args(echoing_lab, basic=True, name="Exchange Online")
+    result = run_module("ce_email_gateway", basic)
+    credential = base64.b64encode(("%s:%s" % (basic["ce_username"], basic["ce_password"])).encode("utf-8")).decode("ascii")
+    assert result["failed"] is True and "Authorization: Basic ********" in result["msg"], result["msg"]
+    assert leaks(result, {"the Portal password": basic["ce_password"], "the Basic credential": credential}) == []

@@ -112,9 +112,13 @@ def test_winrm_validate_certs_false_warns(fresh_lab, run_module):
     assert any("winrm.validate_certs is false" in w and options["host"] in w for w in warnings_of(result))
 
 
-def test_a_plain_http_ce_portal_warns(fresh_lab, run_module):
+def test_a_plain_http_ce_portal_is_refused_unless_opted_in_and_then_warned_about(fresh_lab, run_module):
     url = ce_args(fresh_lab)["ce_url"].replace("https://", "http://")
-    result = run_module("ce_email_gateway", ce_args(fresh_lab, name="Exchange Online", ce_url=url))
+    refused = run_module("ce_email_gateway", ce_args(fresh_lab, name="Exchange Online", ce_url=url))
+    assert refused["failed"] is True and "is not https" in refused["msg"] and "ce_allow_plain_http" in refused["msg"]
+    assert fresh_lab.counters()["services"].get("ce", {}).get("totals", {}).get("requests", 0) == 0
+    # Opted in (a lab), the module tries: the lab answers TLS only, so it fails after the warning.
+    result = run_module("ce_email_gateway", ce_args(fresh_lab, name="Exchange Online", ce_url=url, ce_allow_plain_http=True))
     assert any("plain http" in w and url in w for w in warnings_of(result))
 
 

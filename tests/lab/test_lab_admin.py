@@ -135,3 +135,25 @@ def test_vars_and_info_files(lab):
     with open(os.path.join(state_dir, "lab.env"), encoding="utf-8") as handle:
         env = handle.read()
     assert "export CEOPS_LAB_GRAPH_ENDPOINT='%s'" % lab.graph_url in env
+
+
+def test_echo_request_makes_error_answers_quote_what_the_client_sent(fresh_lab, graph, token_request, contoso):
+    secret = 'Wr0ng/se+cr=et"\u00f6'
+    form = {"grant_type": "client_credentials", "client_id": contoso["automation_client_id"], "client_secret": secret,
+            "scope": "https://graph.microsoft.com/.default"}
+    status, dummy, body = token_request(contoso["tenant_id"], form)
+    assert status == 401 and "client_secret" not in body["error_description"]  # no echo unless asked for
+    fresh_lab.set_faults("*", echo_request=True)
+    status, dummy, body = token_request(contoso["tenant_id"], form)
+    first_line = body["error_description"].splitlines()[0]
+    assert status == 401 and first_line.startswith("AADSTS7000215: ") and "client_secret=Wr0ng%2Fse%2Bcr%3Det%22%C3%B6" in first_line
+    response = graph.get("/applications/not-there")
+    message = response.json()["error"]["message"]
+    assert response.status_code == 404 and "GET /v1.0/applications/not-there" in message and "Bearer " + graph.token in message
+    entry = fresh_lab.vars["lab_ce_deployments"]["emea"]
+    status, dummy, body = fresh_lab.request("POST", entry["url"] + "/api/v1/tenants/acme/oauth-settings",
+                                            body={"name": "x", "client_secret": secret},
+                                            headers={"Authorization": "Bearer " + entry["admin_token"]})
+    assert status == 400 and json.dumps(secret)[1:-1] in body["error"]["message"] and entry["admin_token"] in body["error"]["message"]
+    with pytest.raises(LabError):
+        fresh_lab.set_faults("graph", echo_request="yes")

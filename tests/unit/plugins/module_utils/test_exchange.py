@@ -114,7 +114,7 @@ def test_error_parser_finds_the_real_text_wherever_exchange_nested_it():
                                                            "A parameter cannot be found that matches parameter name 'Bogus'.")
     refused = FakeResponse(401, {"error": {"code": "Unauthorized", "message": "UnAuthorized", "innererror": {"message": "UnAuthorized"}}})
     assert exo_errors.exchange_error_parser(refused)[1] == "UnAuthorized"
-    assert exo_errors.exchange_error_parser(FakeResponse(401))[1] == "reason"
+    assert exo_errors.exchange_error_parser(FakeResponse(401))[1] == "empty body"  # the status says the rest
 
 
 # -- REST -----------------------------------------------------------------------------------------
