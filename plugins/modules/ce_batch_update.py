@@ -146,7 +146,7 @@ def main():
     module = CeModule(argument_spec(), supports_check_mode=True)
     problem = input_problem(module.params)
     if problem:
-        module.fail_json(msg="%s: %s" % (module.deployment, problem))
+        module.fail_json(msg="%s: %s" % (module.where, problem))
     reconciler = BatchUpdateReconciler(module.portal, module.params, check_mode=module.check_mode, warn=module.warn)
     module.run(reconciler.run)
 
