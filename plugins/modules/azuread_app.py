@@ -16,11 +16,11 @@ description:
   - Finds or creates the app registration, makes sure it has a service principal (the "Managed application in local directory"),
     requests the Office 365 Exchange Online application permissions in O(exchange_permissions), grants admin consent for exactly
     those, and keeps named client secrets valid.
-  - "Which app is CE's": the one with O(app_id) when given; else the one with O(unique_name); else, when exactly one app of
+  - Which app is CE's - the one with O(app_id) when given; else the one with O(unique_name); else, when exactly one app of
     O(display_name) without a unique name exists (the runbook's "CE Email", made by hand), that one is adopted and marked with
     O(unique_name) so later runs find it exactly; several such apps stop the task with each one's app id and creation date
     (pick one with O(app_id)). An app is created only when none matches.
-  - Of an existing (or adopted) app, only what this collection manages is changed: the Exchange Online permissions
+  - Of an existing (or adopted) app, only what this collection manages is changed - the Exchange Online permissions
     IMAP.AccessAsApp, POP.AccessAsApp and SMTP.SendAsApp and their consent, and the client secrets named in the options.
     Permissions of other APIs, other Exchange Online permissions and their consent, and secrets of other names are left as
     they are.
@@ -114,7 +114,7 @@ options:
         description:
           - Lifetime of a new secret, 1 to 730 days. Two years is the longest the Entra admin center offers and what Graph gives a
             secret without an end date; Microsoft advises shorter ones.
-          - A tenant app management policy may allow less: when the automation identity may read it
+          - A tenant app management policy may allow less. When the automation identity may read it
             (Policy.Read.ApplicationConfiguration) the new secret is capped at its limit, with a warning; when Graph refuses the
             lifetime and names the limit, the secret is made once more with that limit; otherwise the task fails saying so.
         type: int

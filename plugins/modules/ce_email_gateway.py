@@ -35,7 +35,7 @@ options:
       - Name of the gateway, unique within the deployment, for example C(Exchange Online).
       - 1 to 128 characters, not only spaces, without spaces around it or control characters.
       - When no gateway has that name but exactly one reads mail from O(inbound.host) (the runbook's Exchange Online gateway, made
-        by hand under a name of its own), that one is adopted: it keeps its name and gets the endpoints given here. Several stop
+        by hand under a name of its own), that one is adopted; it keeps its name and gets the endpoints given here. Several stop
         the task with each one's name (set this option to the one to use). Only a gateway of this name is ever deleted.
     type: str
     required: true

@@ -46,7 +46,7 @@ options:
   client_id:
     description:
       - Application (client) ID of CE's app registration (RV(ceops.exchange_oauth.azuread_app#module:app_id)).
-      - Required when O(state=present), except in check mode before the app exists (a plan): the Portal's version and the
+      - Required when O(state=present), except in check mode before the app exists (a plan); the Portal's version and the
         settings are then read as the converge reads them, and the plan shows the settings it would write.
     type: str
   client_secret:
@@ -60,7 +60,7 @@ options:
       - V(on_create) sends O(client_secret) only when the settings are created, or when the Portal reports that they hold no secret.
         A re-run with the same secret then changes nothing.
       - V(always) sends it on every run, which then always reports a change. Use it for one run after rotating the secret.
-      - V(when_not_held) sends it unless the settings provably hold the app's current secret: they name O(client_id), hold a
+      - V(when_not_held) sends it unless the settings provably hold the app's current secret - they name O(client_id), hold a
         secret, and got it at or after O(client_secret_start). Settings made by hand, by another tool or for another app get
         the secret (with the new client id, in one write); settings that got it once are not written again. When the secret is
         needed and O(client_secret) is not given, nothing is written (never a client id without its secret) and
@@ -72,7 +72,7 @@ options:
     description:
       - For O(update_secret=when_not_held), when the app's current secret for this CE tenant was made (RFC 3339; Graph's
         C(startDateTime) of the newest secret of its name, RV(ceops.exchange_oauth.azuread_app#module:app_secrets.start_date_time)).
-        Unknown (omitted): the settings are taken not to hold it.
+        Unknown (omitted), the settings are taken not to hold it.
     type: str
     version_added: 0.3.0
   scopes:
@@ -191,7 +191,7 @@ client_secret_updated:
 client_secret_held:
   description:
     - With O(update_secret=when_not_held), whether the settings hold the app's current secret after this task (or would, in
-      check mode): this task sent it, or they got it at or after O(client_secret_start).
+      check mode) - this task sent it, or they got it at or after O(client_secret_start).
   returned: with O(update_secret=when_not_held)
   type: bool
   version_added: 0.3.0
@@ -207,7 +207,7 @@ client_secret_needed_reason:
   version_added: 0.3.0
 client_secret_superseded:
   description:
-    - True when O(client_secret) was given but the settings got a secret after it was made, from someone else (another run):
+    - True when O(client_secret) was given but the settings got a secret after it was made, from someone else (another run);
       the given secret is not the one CE holds; it was not sent.
   returned: in that case
   type: bool

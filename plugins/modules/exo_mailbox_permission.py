@@ -37,12 +37,12 @@ attributes:
 options:
   user:
     description:
-      - The principal that gets the rights, as registered in Exchange by M(ceops.exchange_oauth.exo_service_principal): the
+      - The principal that gets the rights, as registered in Exchange by M(ceops.exchange_oauth.exo_service_principal) - the
         object id of CE's service principal (azuread_app's RV(ceops.exchange_oauth.azuread_app#module:service_principal_id)), or
         its Application (client) ID. Only the Exchange service principal whose C(ObjectId) or C(AppId) is exactly this value gets or
         loses rights; when Exchange has none, the task fails and nothing is granted to anyone.
       - It must already be registered in Exchange, except in check mode, where a missing registration is only warned about.
-      - Required, except in check mode before CE's app exists (a plan): the mailboxes are then read as the converge will read
+      - Required, except in check mode before CE's app exists (a plan); the mailboxes are then read as the converge will read
         them, so a mailbox that does not exist or an automation identity Exchange refuses shows in the plan.
     type: str
   mailboxes:

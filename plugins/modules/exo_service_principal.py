@@ -14,7 +14,7 @@ version_added: 0.1.0
 description:
   - Does the runbook's C(New-ServicePrincipal) step idempotently. Exchange Online only lets an app act on mailboxes
     (C(Add-MailboxPermission -User)) after its Entra service principal is registered in Exchange.
-  - Finds Exchange's service principal by O(app_id), and takes as the app's only the one whose C(AppId) is O(app_id): whatever
+  - Finds Exchange's service principal by O(app_id), and takes as the app's only the one whose C(AppId) is O(app_id); whatever
     else a lookup answers belongs to other apps and is never changed or removed. Creates it when missing, renames it when
     O(display_name) differs (C(Set-ServicePrincipal)), and repairs it (remove, then create) when it carries another object id,
     for example the application's object id (the runbook's classic mistake), because Exchange cannot change the ids of a service
@@ -41,7 +41,7 @@ options:
   app_id:
     description:
       - Application (client) ID of CE's app (azuread_app's RV(ceops.exchange_oauth.azuread_app#module:app_id)).
-      - Required, except in check mode before the app exists (a plan): then the module only checks that the automation identity
+      - Required, except in check mode before the app exists (a plan); then the module only checks that the automation identity
         may read Exchange's service principals, as the converge will, and reports the registration it would make.
     type: str
   object_id:
