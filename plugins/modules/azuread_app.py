@@ -53,11 +53,11 @@ options:
         create that is retried after an interruption cannot make a second app.
       - Not blank, without spaces around it or control characters; any other character is sent percent-encoded, so a value
         such as C(../x) names only the app with that key.
-      - Recommended for fleets. Cannot be added to an app that was created without it.
+      - Recommended for fleets. The module sets it on an app it adopts (made by hand without one); it cannot be changed once set.
     type: str
   app_id:
     description:
-      - Application (client) ID of an existing app to manage, instead of finding it by name: the operator's pick when several apps
+      - Application (client) ID of an existing app to manage, instead of finding it by name - the operator's pick when several apps
         share the display name. A GUID; anything else is refused before any request. With O(state=present) the app must exist
         (a missing one is not created under another id). With O(unique_name) set and the picked app having none, the app is
         marked with it.
