@@ -154,8 +154,10 @@ def exchange_permissions(base, views, send_permission=SEND_PERMISSION):
 
 
 def app_fact(result, view, previous=None):
-    """One CE tenant's share of the unit's azuread_app result: the app's ids, and its own secret only (never another's)."""
-    fact = dict(previous or {})
+    """One CE tenant's share of the unit's azuread_app result: the app's ids, and its own secret only (never another's). The
+    secret's value comes only from the result that made it: a later share (after the proof) leaves it behind, so that no
+    other hand-off carries it."""
+    fact = dict((k, v) for k, v in (previous or {}).items() if k != "client_secret")
     for key in ("tenant_id", "app_id", "object_id", "service_principal_id", "display_name", "unique_name", "found_by", "adopted",
                 "exchange_permissions", "consented_permissions"):
         if key in (result or {}):
@@ -170,7 +172,7 @@ def app_fact(result, view, previous=None):
                     client_secret_removed_key_ids=own.get("removed_key_ids") or [],
                     client_secret_expired_key_ids=own.get("expired_key_ids") or [])
         if own.get("client_secret"):
-            # The value exists only in this run's memory, and only for the secret it made; an earlier share keeps its value.
+            # The value exists only in this run's memory, and only for the secret it made.
             fact["client_secret"] = own["client_secret"]
     return fact
 
@@ -493,12 +495,18 @@ def summary_record(view):
     # "ok" is CE's truth: no part failed, and CE's settings hold a current secret of CE's app, or (the proof alone) CE's
     # logins passed.
     proven = bool(proof.get("mailboxes")) and not proof.get("failed_mailboxes")
-    record["status"] = "FAILED" if record["failures"] else ("ok" if held or proven else "not converged")
+    if record["failures"]:
+        record["status"] = "FAILED"
+    elif held or proven:
+        record["status"] = "ok"
+    else:
+        # Nothing failed, but CE's settings were not shown to hold a current secret of CE's app: a part run alone, or a plan.
+        record["status"] = "done" if not ce.get("oauth_settings") else "not converged"
     return record
 
 
 def summary_line(record):
-    parts = ["%-10s %-6s" % (record["host"], record["status"] if record["status"] != "not converged" else "?"),
+    parts = ["%-10s %-6s" % (record["host"], record["status"] if record["status"] != "not converged" else "todo"),
              "directory %s" % (record["directory"] or "-"),
              "app %s" % (record["app_id"] or "-")]
     if record.get("service_principal_id"):
@@ -523,8 +531,9 @@ def summary_line(record):
         lines.append("    repaired Exchange's service principal, registered with object id %s; FullAccess granted again"
                      % record["repaired_object_id"])
     if record["status"] == "not converged":
-        lines.append("    not shown to be converged: %s" % ("CE's settings do not hold a current secret of CE's app (a plan: the converge gives "
-                                                            "them one)" if record.get("email_connection") else "the CE part did not run"))
+        lines.append("    CE's settings do not hold a current secret of CE's app yet (a plan: the converge gives them one)")
+    elif record["status"] == "done":
+        lines.append("    the CE part did not run, so whether CE can log in is not known (\"ok\" is said only of what CE holds)")
     for item in record["failures"]:
         lines.append("    %s: %s" % (item.get("part"), one_line(item.get("message"))))
     return lines
