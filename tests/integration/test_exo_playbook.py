@@ -78,8 +78,13 @@ def test_both_parts_run_once_per_directory_and_a_rerun_changes_nothing(fresh_lab
 def test_check_mode_on_an_empty_lab_fails_nothing_and_writes_nothing(fresh_lab, tmp_path):
     result = ansible_playbook(fresh_lab, tmp_path, both_parts(tmp_path), "--check", "--diff")
     assert result.returncode == 0, result.stdout[-4000:]
-    assert "CE's app does not exist yet" in result.stdout
     assert fresh_lab.writes("exchange") == 0 and fresh_lab.counters()["services"]["graph"]["totals"]["writes"] == 0
+    # The plan reads Exchange as the converge will, before CE's app exists: the automation identity's access, every mailbox.
+    counted = cmdlets(fresh_lab)
+    assert counted["Get-ServicePrincipal"] == 3 and counted["Get-MailboxPermission"] == sum(MAILBOXES.values()), counted
+    planned = result.stdout.split("TASK [ceops.exchange_oauth.exchange_online_access : Register CE's app as a service principal in Exchange Online]")[1]
+    planned = planned.split("TASK [")[0]
+    assert sorted(re.findall(r"^changed: \[(\w+)\]", planned, re.M)) == ["acme", "hooli", "initech"], planned
 
 
 def test_the_exchange_admin_alone_with_the_ids_in_the_inventory(fresh_lab, tmp_path):
@@ -101,8 +106,8 @@ def test_the_exchange_admin_alone_with_the_ids_in_the_inventory(fresh_lab, tmp_p
     done = ansible_playbook(fresh_lab, tmp_path, "playbooks/exchange_online.yml", "-e", "@%s" % ids)
     assert done.returncode == 0, done.stdout[-3000:]
     assert len(granted(fresh_lab, "fabrikam")) == 6
-    assert re.search(r"Directory %s: service principal %s" % (DIRECTORIES["northwind"], apps[DIRECTORIES["northwind"]]["service_principal_id"]),
-                     done.stdout)
+    assert re.search(r"hooli\s+done\s+directory %s\s+app %s\s+sp %s\s+FullAccess 2/2" % (
+        DIRECTORIES["northwind"], apps[DIRECTORIES["northwind"]]["app_id"], apps[DIRECTORIES["northwind"]]["service_principal_id"]), done.stdout)
 
 
 def test_without_the_apps_ids_every_tenant_fails_with_what_to_do(fresh_lab, tmp_path):
@@ -114,11 +119,13 @@ def test_without_the_apps_ids_every_tenant_fails_with_what_to_do(fresh_lab, tmp_
 
 
 def test_an_unknown_mailbox_fails_only_the_tenant_that_reads_it(fresh_lab, tmp_path):
-    extra = tmp_path / "mailboxes.json"
-    # hostvars via -e would apply to every host; a per-host list goes through the role variable's default instead.
-    extra.write_text(json.dumps({"exchange_online_access_mailboxes": "{{ ce_mailboxes + (['ce-gone@contoso.onmicrosoft.com'] "
-                                                                     "if inventory_hostname == 'globex' else []) }}"}))
-    result = ansible_playbook(fresh_lab, tmp_path, both_parts(tmp_path), "-e", "@%s" % extra)
+    # globex's ce_mailboxes gain one its directory does not have, as its host_vars would give it.
+    extra = tmp_path / "inventory"
+    (extra / "host_vars").mkdir(parents=True)
+    (extra / "hosts.yml").write_text("all:\n  hosts:\n    globex:\n")
+    (extra / "host_vars" / "globex.yml").write_text(
+        "ce_mailboxes: [ce-billing@contoso.onmicrosoft.com, ce-returns@contoso.onmicrosoft.com, ce-gone@contoso.onmicrosoft.com]\n")
+    result = ansible_playbook(fresh_lab, tmp_path, both_parts(tmp_path), "-i", str(extra))
     hosts = recap(result.stdout)
     assert result.returncode != 0
     assert {h for h, r in hosts.items() if r["failed"]} == {"globex"}, result.stdout[-3000:]
