@@ -222,11 +222,15 @@ def secrets_to_make(views, rotate=False, min_age_hours=None, now=None):
         settings = view.get("settings") or {}
         app = view.get("app") or {}
         reason = None
+        if not app.get("app_id"):
+            continue  # no app (a plan, or ce.yml alone before azuread.yml): nothing to make a secret of
         if (rotate or view.get("rotate")) and not rotation_skipped(view, min_age_hours, now):
             reason = "rotation asked for"
         elif settings.get("client_secret_needed"):
             reason = settings.get("client_secret_needed_reason") or "CE needs one"
-        elif app.get("client_secret_due"):
+        elif app.get("client_secret_due") and settings.get("client_secret_held"):
+            # A renewal: CE runs on the app's current secret, which is due; the new one reaches CE in the same run. A due
+            # secret CE does not hold (or a run that cannot tell) is no reason to make one.
             reason = app["client_secret_due"]
         if reason:
             entries.append({"name": view["secret_name"], "rotate": True, "lifetime_days": int(view.get("lifetime_days") or 365),

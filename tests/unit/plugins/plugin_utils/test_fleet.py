@@ -103,7 +103,7 @@ def test_a_failed_unit_fails_every_live_member_with_the_leads_message_and_keeps_
     ({"client_secret_held": True}, {"client_secret_due": None}, False, None),
 ])
 def test_a_new_secret_only_for_a_ce_tenant_whose_ce_needs_one_or_whose_secret_is_due(settings, app, rotate, reason):
-    entries = fleet.secrets_to_make([view("acme", settings=settings, app=app)], rotate=rotate)
+    entries = fleet.secrets_to_make([view("acme", settings=settings, app=dict(app, app_id="app-1"))], rotate=rotate)
     if reason is None:
         assert entries == []
     else:
@@ -112,13 +112,19 @@ def test_a_new_secret_only_for_a_ce_tenant_whose_ce_needs_one_or_whose_secret_is
         assert fleet.azuread_secret_entries(entries) == [dict((k, v) for k, v in entries[0].items() if k != "reason")]
 
 
-def test_no_secret_for_a_ce_tenant_that_failed_earlier():
-    failed = view("old", settings={"client_secret_needed": True}, failures=[fleet.failure("CE", "requires CE 7.4 CU4")])
+def test_no_secret_for_a_ce_tenant_that_failed_earlier_nor_one_due_that_ce_does_not_hold_nor_without_the_app():
+    failed = view("old", settings={"client_secret_needed": True}, app={"app_id": "app-1"},
+                  failures=[fleet.failure("CE", "requires CE 7.4 CU4")])
     assert fleet.secrets_to_make([failed]) == []
+    # Due (none exists), but CE holds a secret given from Vault (settings of ce.yml run alone): not this run's to replace.
+    assert fleet.secrets_to_make([view("acme", settings={"client_secret_held": False}, app={"app_id": "app-1",
+                                                                                           "client_secret_due": "none exists"})]) == []
+    assert fleet.secrets_to_make([view("acme", settings={"client_secret_needed": True}, app={})]) == []
 
 
 def test_when_making_secrets_fails_half_way_the_ce_tenants_whose_secret_was_made_still_get_it():
-    views = [view("acme", settings={"client_secret_needed": True}), view("globex", settings={"client_secret_needed": True})]
+    views = [view("acme", settings={"client_secret_needed": True}, app={"app_id": "app-1"}),
+             view("globex", settings={"client_secret_needed": True}, app={"app_id": "app-1"})]
     result = {"failed": True, "msg": "Credential lifetime exceeds the max value allowed as per assigned policy",
               "app_secrets": {"CE mailbox access (acme)": AZURE_RESULT["app_secrets"]["CE mailbox access (acme)"]}}
     handoff = dict((h["host"], h) for h in fleet.secret_handoff(views, result))
@@ -246,7 +252,7 @@ def test_ok_is_ces_truth_and_a_failed_ce_tenant_still_shows_what_is_known():
 
 
 def test_a_rotation_leaves_alone_a_ce_tenant_whose_only_secret_is_young_and_held():
-    young = view("acme", app={"client_secret_start": "2026-12-07T06:00:00Z", "client_secrets": [{"key_id": "k"}]},
+    young = view("acme", app={"app_id": "app-1", "client_secret_start": "2026-12-07T06:00:00Z", "client_secrets": [{"key_id": "k"}]},
                  settings={"client_secret_held": True})
     assert "only secret is 6.0 h old" in fleet.rotation_skipped(young, 24, NOW)
     assert fleet.secrets_to_make([young], rotate=True, min_age_hours=24, now=NOW) == []
