@@ -386,9 +386,12 @@ def proof_secret(ce_result, app, given=None, ce_part_ran=True):
     if ce_result.get("client_secret_held"):
         return None, ("CE's client secret is not available to this run (CE holds a current secret of CE's app, given by an earlier run; "
                       "the Portal never shows it; give it from Ansible Vault as ms_apps[<directory>].client_secrets[<CE tenant>])")
+    if ce_part_ran:
+        return None, "CE's OAuth settings do not hold a current secret of CE's app"
     if not app.get("app_id"):
         return None, "CE's app is not known in this run"
-    return None, "CE's OAuth settings do not hold a current secret of CE's app"
+    return None, ("CE's client secret is not known in this run (the Portal never shows it): give it from Ansible Vault as "
+                  "ms_apps[<directory>].client_secrets[<CE tenant>] (docs/verify.md)")
 
 
 # -- retiring secrets ----------------------------------------------------------------------------------------------------
@@ -491,6 +494,10 @@ def summary_record(view):
     }
     if app.get("client_secret_created") and app.get("client_secret_reason"):
         record["new_secret"] = {"key_id": app.get("client_secret_key_id"), "reason": app["client_secret_reason"]}
+    if view.get("require_secret") and proof.get("mailboxes") is None and not record["failures"]:
+        why = proof_secret(ce, app, view.get("vault_secret"), bool(ce.get("oauth_settings")))[1]
+        record["failures"].append(failure("Verify", "the logins could not be checked and mailbox_oauth_verify_require_secret is set: %s"
+                                          % (why or "no mailboxes to log in to")))
     if proof.get("mailboxes") is not None:
         record["logins"] = {"checked": True, "ok": sum(1 for m in proof["mailboxes"] if m.get("ok")), "of": len(proof["mailboxes"])}
     elif (proof or ce) and not record["failures"]:
@@ -558,4 +565,6 @@ def summary(views):
         lines.extend(summary_line(record))
     counts = {"tenants": len(records), "ok": sum(1 for r in records if r["status"] == "ok"),
               "failed": sum(1 for r in records if r["status"] == "FAILED")}
-    return {"records": records, "lines": lines, "counts": counts}
+    failed_hosts = dict((r["host"], "%s failed for %s (see the summary above)" % (
+        ", ".join(sorted(set(f.get("part") for f in r["failures"]))), r["host"])) for r in records if r["status"] == "FAILED")
+    return {"records": records, "lines": lines, "counts": counts, "failed_hosts": failed_hosts}

@@ -17,7 +17,7 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_mailbox_oauth_check_lab import cached_tokens, lab_tls, mail  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
-from playbook_output import recap
+from playbook_output import recap, summary
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -94,7 +94,9 @@ def test_verify_alone_checks_every_tenant_with_ces_settings_and_shows_no_secret(
     every_mailbox = sorted(m for t in TENANTS.values() for m in t["ce_mailboxes"])
     assert sorted(user for protocol, user, ok in mail_view.logins() if ok and protocol == "imap") == every_mailbox
     assert [ok for protocol, user, ok in mail_view.logins() if protocol == "smtp-basic"] == [True] * len(TENANTS)
-    assert "CE tenant stark: 3 of 3 mailboxes ok with client %s" % apps["7a2b3c4d-2b3c-4d5e-9f0a-1b2c3d4e5f62"]["app_id"] in result.stdout
+    lines = summary(result.stdout)
+    assert all(re.match(r"%s\s+ok\s.*logins (\d)/\1 ok$" % host, lines[host][0]) for host in TENANTS), lines
+    assert "app %s" % apps["7a2b3c4d-2b3c-4d5e-9f0a-1b2c3d4e5f62"]["app_id"] in lines["stark"][0] and "logins 3/3 ok" in lines["stark"][0]
     output = result.stdout + result.stderr
     for app in apps.values():
         assert app["client_secret"] not in output
@@ -116,11 +118,12 @@ def test_a_mailbox_without_full_access_fails_only_its_ce_tenant(fresh_lab, playb
     hosts = recap(result.stdout)
     assert result.returncode != 0
     assert [h for h, r in hosts.items() if r["failed"]] == ["globex"]
-    message = next(line for line in result.stdout.splitlines() if "Task failed" in line and "CE tenant globex:" in line)
-    assert "ce-billing@contoso.onmicrosoft.com" in message and 'AUTHENTICATE failed."' in message
-    assert "Add-MailboxPermission -Identity ce-billing@contoso.onmicrosoft.com" in message
-    assert "ce-returns@contoso.onmicrosoft.com: IMAP ok" in result.stdout  # globex's other mailbox is reported too
-    assert "CE tenant globex: 1 of 2 mailboxes ok" in result.stdout and "CE tenant acme: 2 of 2 mailboxes ok" in result.stdout
+    lines = summary(result.stdout)
+    message = " ".join(lines["globex"][1:])
+    assert message.startswith("Verify: CE's logins failed for 1 of 2") and "ce-billing@contoso.onmicrosoft.com" in message
+    assert 'AUTHENTICATE failed."' in message and "Add-MailboxPermission -Identity ce-billing@contoso.onmicrosoft.com" in message
+    assert "ce-returns@contoso.onmicrosoft.com" not in message  # globex's other mailbox logged in
+    assert "logins 1/2 ok" in lines["globex"][0] and re.search(r"acme\s+ok\s.*logins 2/2 ok$", lines["acme"][0])
 
 
 def test_check_mode_runs_the_same_logins_and_sends_nothing(fresh_lab, playbook, endpoints, ce_apps):
@@ -140,23 +143,28 @@ def test_without_ces_secret_the_logins_are_reported_not_checked_or_fail_when_req
     # By default a run without CE's secret (any run that neither created nor rotated it) says so and does not fail.
     result = playbook("verify.yml", {"ms_endpoints": ms_endpoints, "ms_apps": without, "ceops_hosts": "acme"})
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "client secret not known, so the logins are not checked" in result.stdout and "Ansible Vault" in result.stdout
+    line = summary(result.stdout)["acme"][0]
+    assert "logins not checked: CE's client secret is not known in this run" in line and "Ansible Vault" in line, line
+    assert re.match(r"acme\s+done\s", line)  # never "ok" for what was not proven
     assert mail_view.logins() == []
     # A verify job that must prove the logins fails instead, with how to give the secret.
     required = playbook("verify.yml", {"ms_endpoints": ms_endpoints, "ms_apps": without, "ceops_hosts": "acme",
                                        "mailbox_oauth_verify_require_secret": True})
-    assert required.returncode != 0 and "client secret not known" in required.stdout and "Ansible Vault" in required.stdout
+    lines = summary(required.stdout)["acme"]
+    assert required.returncode != 0 and re.match(r"acme\s+FAILED\s", lines[0]), lines
+    assert "mailbox_oauth_verify_require_secret is set" in lines[1] and "Ansible Vault" in lines[1]
     assert mail_view.logins() == []
     checked = playbook("verify.yml", {"ms_endpoints": ms_endpoints, "ms_apps": without, "ceops_hosts": "acme"}, "--check")
-    assert checked.returncode == 0 and "not known yet" in checked.stdout
+    assert checked.returncode == 0 and "CE's client secret is not known in this run" in summary(checked.stdout)["acme"][0]
 
 
 def test_in_one_run_the_new_secret_is_handed_on_in_memory(fresh_lab, playbook, endpoints, tmp_path):
-    """Azure AD, Exchange Online and the proof in one run, from an empty lab: the secret never leaves memory."""
+    """Azure AD, Exchange Online, CE and the proof in one run from an empty lab, each part's playbook as its administrator runs
+    it: the secret made for CE never leaves memory, and the proof logs in with it."""
     ms_endpoints, mail_view = endpoints
     site = tmp_path / "azure-exchange-verify.yml"
     site.write_text("---\n" + "".join("- name: %s\n  ansible.builtin.import_playbook: %s\n" % (name, os.path.join(REPO, "playbooks", name))
-                                      for name in ("azuread.yml", "exchange_online.yml", "verify.yml", "summary.yml")))
+                                      for name in ("azuread.yml", "exchange_online.yml", "ce.yml", "verify.yml")))
     result = playbook(str(site), {"ms_endpoints": ms_endpoints})
     assert result.returncode == 0, result.stdout[-4000:]
     assert all(h["failed"] == 0 for h in recap(result.stdout).values())
@@ -165,22 +173,20 @@ def test_in_one_run_the_new_secret_is_handed_on_in_memory(fresh_lab, playbook, e
     # verify.yml alone follows the inventory's ce_send_with_oauth: hooli's mailboxes are proven over SMTP too.
     senders = [m for t in TENANTS.values() if t.get("ce_send_with_oauth") for m in t["ce_mailboxes"]]
     assert sorted(u for p, u, ok in logins if ok and p == "smtp") == sorted(senders) and senders
-    assert "secretText" not in result.stdout and '"client_secret": "' not in result.stdout
-    summary = result.stdout.split("Show what every CE tenant got")[-1]
+    assert "secretText" not in result.stdout and not re.search(r'"client_secret": "(?!VALUE_SPECIFIED_IN_NO_LOG_PARAMETER")[^"]', result.stdout)
+    lines = summary(result.stdout)
     for host, tenant in TENANTS.items():
-        assert re.search(r"%s\s+ok .*logins %d/%d ok" % (host, len(tenant["ce_mailboxes"]), len(tenant["ce_mailboxes"])), summary), host
+        n = len(tenant["ce_mailboxes"])
+        assert re.search(r"%s\s+ok .*logins %d/%d ok" % (host, n, n), lines[host][0]), lines[host]
 
 
 def test_a_failed_verification_is_in_the_summary_with_its_reason(fresh_lab, playbook, endpoints, ce_apps, tmp_path):
     ms_endpoints, dummy = endpoints
     apps = ce_apps(skip=["ce-billing@contoso.onmicrosoft.com"])
-    both = tmp_path / "verify-summary.yml"
-    both.write_text("---\n" + "".join("- name: %s\n  ansible.builtin.import_playbook: %s\n" % (name, os.path.join(REPO, "playbooks", name))
-                                       for name in ("verify.yml", "summary.yml")))
-    result = playbook(str(both), {"ms_endpoints": ms_endpoints, "ms_apps": apps})
-    summary = result.stdout.split("Show what every CE tenant got")[-1]
-    assert re.search(r"globex\s+FAILED .*logins 1/2 ok", summary) and "Verify: CE tenant globex: CE's logins failed for 1 of 2" in summary
-    assert re.search(r"acme\s+ok .*logins 2/2 ok", summary)
+    result = playbook("verify.yml", {"ms_endpoints": ms_endpoints, "ms_apps": apps})
+    lines = summary(result.stdout)
+    assert re.match(r"globex\s+FAILED .*logins 1/2 ok", lines["globex"][0]) and lines["globex"][1].startswith("Verify: CE's logins failed for 1 of 2")
+    assert re.match(r"acme\s+ok .*logins 2/2 ok", lines["acme"][0])
 
 
 def test_the_ce_parts_result_decides_settings_and_mailboxes(fresh_lab, playbook, endpoints, ce_apps):
@@ -189,12 +195,20 @@ def test_the_ce_parts_result_decides_settings_and_mailboxes(fresh_lab, playbook,
     apps = ce_apps()
     contoso = apps["6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51"]
     token_url = "%s/contoso.onmicrosoft.com/oauth2/v2.0/token" % fresh_lab.vars["lab_authority_host"]
-    portal = {"oauth_settings": {"client_id": contoso["app_id"], "token_endpoint_url": token_url,
-                                 "scopes": ["https://outlook.office365.com/.default"]},
-              "email_connection": {"use_oauth_send": False}, "mailboxes": ["ce-info@contoso.onmicrosoft.com"]}
+    # What the CE part registers in the same run: the settings as the Portal returned them (holding a current secret of CE's
+    # app), the connection and its mailboxes.
+    settings = {"oauth_settings": {"client_id": contoso["app_id"], "token_endpoint_url": token_url,
+                                   "scopes": ["https://outlook.office365.com/.default"]}, "client_secret_held": True}
+    connection = {"email_connection": {"name": "Exchange Online", "use_oauth_send": False}, "mailboxes": ["ce-info@contoso.onmicrosoft.com"]}
     extra = {"ms_endpoints": ms_endpoints, "ms_apps": {"6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51": {"client_secret": contoso["client_secret"]}},
-             "ce_email_oauth_result": portal, "ceops_hosts": "acme"}
-    result = playbook("verify.yml", extra)
+             "ce_email_oauth_settings_result": settings, "ce_email_oauth_connection_result": connection, "ceops_hosts": "acme"}
+    result = playbook("verify.yml", extra, "-v")
     assert result.returncode == 0, result.stdout[-3000:]
     assert mail_view.logins() == [("imap", "ce-info@contoso.onmicrosoft.com", True)]
-    assert "CE tenant acme: 1 of 1 mailboxes ok with client %s via %s" % (contoso["app_id"], token_url) in result.stdout
+    assert '"client_id": "%s"' % contoso["app_id"] in result.stdout and '"token_endpoint_url": "%s"' % token_url in result.stdout
+    assert re.match(r"acme\s+ok .*logins 1/1 ok$", summary(result.stdout)["acme"][0])
+    # The same settings without a current secret of CE's app: the secret from Vault is not CE's, so nothing is logged in to.
+    settings["client_secret_held"] = False
+    refused = playbook("verify.yml", extra)
+    assert mail_view.logins() == [("imap", "ce-info@contoso.onmicrosoft.com", True)]
+    assert "logins not checked: CE's OAuth settings do not hold a current secret of CE's app" in summary(refused.stdout)["acme"][0]

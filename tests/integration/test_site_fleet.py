@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from bench import fleet_bench
-from playbook_output import recap
+from playbook_output import recap, summary
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -155,20 +155,6 @@ def changed(output):
 
 def task_output(output, name):
     return "\n".join(body for task, body in tasks(output) if task == name)
-
-
-def summary(output):
-    """{tenant: the summary's lines for it} from the Summary play at the end of a run."""
-    block = output.split("Show what every CE tenant got, and why any failed]")[-1].split("PLAY RECAP")[0]
-    lines = json.loads(block[block.index("=> ") + 3:block.index("\n}\n") + 2])["msg"]
-    tenants, current = {}, None
-    for line in lines:
-        if not line.startswith(" "):
-            current = line.split()[0]
-            tenants[current] = [line]
-        else:
-            tenants[current].append(line.strip())
-    return tenants
 
 
 def writes(lab):
