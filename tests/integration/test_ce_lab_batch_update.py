@@ -18,7 +18,9 @@ def quick_updates(fresh_lab):
 
 
 def change_something(lab, run_module, name="Exchange Online", deployment_name="emea"):
-    assert run_module("ce_email_gateway", ce_args(lab, deployment_name, name=name))["changed"] is True
+    # A second gateway needs a host of its own: one of the same inbound host would be the first, adopted under its name.
+    inbound = {} if name == "Exchange Online" else {"inbound": {"host": "imap.%s.example" % name.lower().replace(" ", "-")}}
+    assert run_module("ce_email_gateway", ce_args(lab, deployment_name, name=name, **inbound))["changed"] is True
 
 
 def batch_args(lab, deployment_name="emea", **kwargs):

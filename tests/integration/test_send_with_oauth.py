@@ -73,7 +73,7 @@ def test_the_send_permission_goes_only_when_the_inventory_says_so(fresh_lab, tmp
     assert fresh_lab.counters()["services"]["graph"]["totals"]["writes"] == 0
     assert SMTP_SEND_AS_APP in northwind_consents(fresh_lab) and SMTP_SEND_AS_APP in northwind_requested(fresh_lab)
 
-    revoked = azuread(fresh_lab, tmp_path, "-e", "ce_send_with_oauth=false", "-e", "ceops_revoke_send_with_oauth=true", *northwind)
+    revoked = azuread(fresh_lab, tmp_path, "-v", "-e", "ce_send_with_oauth=false", "-e", "ceops_revoke_send_with_oauth=true", *northwind)
     assert revoked.returncode == 0, revoked.stdout[-2000:]
     assert "revoke admin consent for SMTP.SendAsApp" in revoked.stdout
     assert SMTP_SEND_AS_APP not in northwind_consents(fresh_lab) and SMTP_SEND_AS_APP not in northwind_requested(fresh_lab)
