@@ -45,6 +45,7 @@ def fleet_members(hosts, hostvars, secret_base_name=fleet.DEFAULT_SECRET_NAME):
                     rotate=fleet.as_bool(_get(host_vars, "azuread_app_registration_secret_rotate", False)),
                     mailboxes_from_portal=fleet.as_bool(_get(host_vars, "ce_mailboxes_from_portal", False)),
                     require_secret=fleet.as_bool(_get(host_vars, "mailbox_oauth_verify_require_secret", False)),
+                    force=fleet.as_bool(_get(host_vars, "rotate_secret_force", False)),
                     failures=list(view["failures"] or []), mailboxes=list(view["mailboxes"] or []))
         view["secret_name"] = fleet.secret_name(view, _get(host_vars, "azuread_app_registration_secret_name", secret_base_name))
         apps = _get(host_vars, "ms_apps", {}) or {}

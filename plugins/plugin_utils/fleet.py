@@ -153,11 +153,11 @@ def exchange_permissions(base, views, send_permission=SEND_PERMISSION):
     return wanted
 
 
-def app_fact(result, view, previous=None):
+def app_fact(result, view, previous=None, keep_secret=True):
     """One CE tenant's share of the unit's azuread_app result: the app's ids, and its own secret only (never another's). The
-    secret's value comes only from the result that made it: a later share (after the proof) leaves it behind, so that no
-    other hand-off carries it."""
-    fact = dict((k, v) for k, v in (previous or {}).items() if k != "client_secret")
+    value made earlier in the run is kept (the proof and a secret store need it) by the hand-offs that hide their output,
+    and left behind by those that show it (``keep_secret`` false)."""
+    fact = dict((k, v) for k, v in (previous or {}).items() if keep_secret or k != "client_secret")
     for key in ("tenant_id", "app_id", "object_id", "service_principal_id", "display_name", "unique_name", "found_by", "adopted",
                 "exchange_permissions", "consented_permissions"):
         if key in (result or {}):
@@ -193,8 +193,8 @@ def unit_handoff(views, part, result, fact_of, failures_of=None):
     return handoff
 
 
-def app_handoff(views, result):
-    return unit_handoff(views, "Azure AD", result, lambda v: app_fact(result, v, v.get("app")))
+def app_handoff(views, result, keep_secret=False):
+    return unit_handoff(views, "Azure AD", result, lambda v: app_fact(result, v, v.get("app"), keep_secret))
 
 
 def rotation_skipped(view, min_age_hours, now=None):
@@ -204,7 +204,7 @@ def rotation_skipped(view, min_age_hours, now=None):
     secrets = [s for s in app.get("client_secrets") or [] if s.get("key_id")]
     start = parse_time(app.get("client_secret_start"))
     held = (view.get("settings") or {}).get("client_secret_held")
-    if min_age_hours in (None, "") or len(secrets) != 1 or not start or not held:
+    if view.get("force") or min_age_hours in (None, "") or len(secrets) != 1 or not start or not held:
         return None
     age = ((now or utcnow()) - start).total_seconds() / 3600.0
     if age >= float(min_age_hours):
@@ -224,10 +224,10 @@ def secrets_to_make(views, rotate=False, min_age_hours=None, now=None):
         reason = None
         if not app.get("app_id"):
             continue  # no app (a plan, or ce.yml alone before azuread.yml): nothing to make a secret of
-        if (rotate or view.get("rotate")) and not rotation_skipped(view, min_age_hours, now):
-            reason = "rotation asked for"
-        elif settings.get("client_secret_needed"):
+        if settings.get("client_secret_needed"):
             reason = settings.get("client_secret_needed_reason") or "CE needs one"
+        elif (rotate or view.get("rotate")) and not rotation_skipped(view, min_age_hours, now):
+            reason = "rotation asked for"
         elif app.get("client_secret_due") and settings.get("client_secret_held"):
             # A renewal: CE runs on the app's current secret, which is due; the new one reaches CE in the same run. A due
             # secret CE does not hold (or a run that cannot tell) is no reason to make one.
@@ -240,12 +240,18 @@ def secrets_to_make(views, rotate=False, min_age_hours=None, now=None):
 
 def secret_handoff(views, result, rotate=False, min_age_hours=None):
     """Each CE tenant that needed a new secret: its own new secret, or the failure. When the task failed after making the
-    secrets of some names (a policy refusing a later one), those CE tenants still get theirs."""
+    secrets of some names (a policy refusing a later one), those CE tenants still get theirs. A CE tenant a rotation left
+    alone is told why."""
     reasons = dict((e["name"], e["reason"]) for e in secrets_to_make(views, rotate, min_age_hours))
     made = ((result or {}).get("app_secrets") or {})
     handoff = []
     for view in alive(views):
         if view["secret_name"] not in reasons:
+            left_alone = rotation_skipped(view, min_age_hours) if rotate or view.get("rotate") else None
+            if left_alone:
+                fact = dict(view.get("app") or {}, client_secret_left_alone=left_alone)
+                handoff.append({"host": view["host"], "fact": fact, "failures": list(view.get("failures") or []),
+                                "reason": "left alone: %s" % left_alone})
             continue
         own = made.get(view["secret_name"]) or {}
         failures = list(view.get("failures") or [])
@@ -494,6 +500,8 @@ def summary_record(view):
     }
     if app.get("client_secret_created") and app.get("client_secret_reason"):
         record["new_secret"] = {"key_id": app.get("client_secret_key_id"), "reason": app["client_secret_reason"]}
+    if app.get("client_secret_left_alone"):
+        record["left_alone"] = app["client_secret_left_alone"]
     if view.get("require_secret") and proof.get("mailboxes") is None and not record["failures"]:
         why = proof_secret(ce, app, view.get("vault_secret"), bool(ce.get("oauth_settings")))[1]
         record["failures"].append(failure("Verify", "the logins could not be checked and mailbox_oauth_verify_require_secret is set: %s"
@@ -532,8 +540,11 @@ def summary_line(record):
         parts.append("logins not checked: %s" % logins["reason"])
     lines = ["  ".join(parts)]
     if record.get("new_secret"):
-        lines.append("    new client secret %s for this CE tenant (%s)%s" % (record["new_secret"]["key_id"], record["new_secret"]["reason"],
+        lines.append("    new client secret %s for this CE tenant (%s)%s" % (record["new_secret"]["key_id"] or "(to be made)",
+                                                                           record["new_secret"]["reason"],
                                                                            "; CE holds it" if record["ce_holds_current_secret"] else ""))
+    if record.get("left_alone"):
+        lines.append("    rotation: left alone: %s" % record["left_alone"])
     if record.get("retired_key_ids"):
         lines.append("    retired secret(s) %s" % ", ".join(record["retired_key_ids"]))
     if record.get("adopted"):
