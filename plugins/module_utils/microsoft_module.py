@@ -114,7 +114,12 @@ class MicrosoftModule(AnsibleModule):
     def run(self, work):
         """Call ``work()`` -> result dict and exit; any ServiceError becomes one clear failure."""
         try:
-            result = work()
+            try:
+                result = work()
+            finally:
+                # Before the module exits: over WinRM this ends the PowerShell session (and its Exchange connection).
+                if self._exchange is not None:
+                    self._exchange.close()
         except StepError as error:
             self.fail_service(error.cause, error.doing, **error.partial)
         except ServiceError as error:
