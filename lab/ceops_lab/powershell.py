@@ -1941,9 +1941,9 @@ def get_member(target, name, static=False, host=None):
                             % (name, target.full_name), "ceopsLab.OutsideSubset", "NotImplemented")
     if is_null(target):
         return None
+    if lowered == "psobject" and not isinstance(target, _PSObjectView):
+        return _PSObjectView(target)
     if isinstance(target, PSObject):
-        if lowered == "psobject":
-            return _PSObjectView(target)
         return target.properties.get(name)
     if isinstance(target, PSHashtable):
         if name in target:
@@ -1971,10 +1971,29 @@ def get_member(target, name, static=False, host=None):
 
 
 class _PSObjectView:
+    """.PSObject of a value: its properties as PowerShell adapts them (a custom object's note properties; the .NET
+    properties of strings, arrays and hashtables; none for numbers and booleans)."""
+
     type_name = "System.Management.Automation.PSObject"
 
     def __init__(self, target):
         self.target = target
+
+    def properties(self):
+        target = self.target
+        if isinstance(target, PSObject):
+            return [NoteProperty(k, v) for k, v in target.properties.items()]
+        if isinstance(target, str):
+            return [NoteProperty("Length", len(target))]
+        if isinstance(target, list):
+            return [NoteProperty(n, v) for n, v in (("Length", len(target)), ("LongLength", len(target)), ("Rank", 1), ("SyncRoot", target),
+                                                     ("IsReadOnly", False), ("IsFixedSize", True), ("IsSynchronized", False),
+                                                     ("Count", len(target)))]
+        if isinstance(target, PSHashtable):
+            return [NoteProperty(n, v) for n, v in (("IsReadOnly", False), ("IsFixedSize", False), ("IsSynchronized", False),
+                                                     ("Keys", target.keys()), ("Values", target.values()), ("SyncRoot", target),
+                                                     ("Count", len(target)))]
+        return []
 
 
 class _CategoryInfo:
@@ -1985,8 +2004,8 @@ class _CategoryInfo:
 
 
 _MEMBERS = {
-    _PSObjectView: {"properties": lambda v: [NoteProperty(k, val) for k, val in v.target.properties.items()],
-                    "typenames": lambda v: ["System.Management.Automation.PSCustomObject", "System.Object"]},
+    _PSObjectView: {"properties": lambda v: v.properties(),
+                    "typenames": lambda v: [type_name_of(v.target), "System.Object"]},
     NoteProperty: {"name": lambda v: v.Name, "value": lambda v: v.Value, "membertype": lambda v: "NoteProperty",
                    "typenameofvalue": lambda v: type_name_of(v.Value) or "System.Object"},
     ErrorRecord: {"exception": lambda v: v.exception, "categoryinfo": lambda v: _CategoryInfo(v),
