@@ -125,6 +125,11 @@ class WinRMRunner:
         if kind in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "WinRMOperationTimeoutError", "NewConnectionError"):
             return ExchangeError("the WinRM host did not answer: %s" % text, cmdlet=cmdlet, fatal=True, where=self.where,
                                  hint="check winrm.host, winrm.port and winrm.scheme, and that the host is reachable and runs WinRM")
+        if "is not installed" in text:
+            # pywinrm: "requested auth method is kerberos, but pykerberos is not installed" (or requests-credssp).
+            return ExchangeError("WinRM failed (%s): %s" % (kind, text), cmdlet=cmdlet, fatal=True, where=self.where,
+                                 hint="install pywinrm[%s] into the Python that runs the modules (docs/exchange-online.md, Kerberos and "
+                                      "CredSSP)" % self.options.get("transport"))
         return ExchangeError("WinRM failed (%s): %s" % (kind, text), cmdlet=cmdlet, fatal=True, where=self.where,
                              hint="check the WinRM configuration of the management host")
 

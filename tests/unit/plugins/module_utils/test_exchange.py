@@ -489,6 +489,17 @@ def test_winrm_transport_failures_are_fatal_and_say_what_to_check(failure, words
     runner.close()
 
 
+class WinRMError(Exception):
+    pass
+
+
+def test_a_missing_kerberos_library_says_what_to_install():
+    runner = winrm_runner(FakeHost(fail=WinRMError("requested auth method is kerberos, but pykerberos is not installed")), transport="kerberos")
+    with pytest.raises(exo_errors.ExchangeError) as caught:
+        runner.invoke("Get-Mailbox", {})
+    assert caught.value.fatal and "pykerberos is not installed" in caught.value.message and "pywinrm[kerberos]" in caught.value.hint
+
+
 def test_winrm_configuration_problems_are_found_before_anything_is_sent():
     runner = exo_winrm.WinRMRunner({"host": "h", "certificate_thumbprint": "nope", "transport": "ntlm"}, TENANT, "not-a-guid")
     problems = " ".join(runner.problems())
