@@ -6,7 +6,8 @@ It starts a private lab, gives contoso 200 mailboxes, registers the automation i
 Exchange and runs the module in this process (as Ansible's in-process runner would) twice per setting: a converge
 (Get-ServicePrincipal, then per mailbox Get-MailboxPermission + Add-MailboxPermission: 401 cmdlets) and a re-run that
 changes nothing (201 cmdlets). The figure is cmdlets counted by the lab's WinRM endpoint divided by the module's wall
-time (a run that fails is listed as failed, with its message, and not measured); the lab also counts the WS-Management messages and the PowerShell processes (WS-Man Command messages) it took.
+time (a run that fails is listed as failed, with its message, and not measured); the lab also counts the
+WS-Management messages and the PowerShell processes (WS-Man Command messages) it took.
 latency_ms is the lab's per-request latency on the WinRM service: every WS-Management message waits that long, as a
 network round trip and the host's own handling would. The lab does not emulate what starting pwsh, Import-Module
 ExchangeOnlineManagement and Connect-ExchangeOnline cost on a real host (seconds each): the number of processes and

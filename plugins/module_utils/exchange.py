@@ -48,7 +48,6 @@ def exchange_argument_spec():
     )
 
 
-
 # -- the client the modules use -------------------------------------------------------------------
 class ExchangeClient:
     """Cmdlets as methods; the transport is an implementation detail. Thread-safe."""

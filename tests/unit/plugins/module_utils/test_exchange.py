@@ -113,7 +113,7 @@ def test_error_parser_finds_the_real_text_wherever_exchange_nested_it():
         "message": "A parameter cannot be found that matches parameter name 'Bogus'.",
         "type": "System.Management.Automation.ParameterBindingException"}}}})
     assert exo_errors.exchange_error_parser(binding)[:2] == ("System.Management.Automation.ParameterBindingException",
-                                                           "A parameter cannot be found that matches parameter name 'Bogus'.")
+                                                             "A parameter cannot be found that matches parameter name 'Bogus'.")
     refused = FakeResponse(401, {"error": {"code": "Unauthorized", "message": "UnAuthorized", "innererror": {"message": "UnAuthorized"}}})
     assert exo_errors.exchange_error_parser(refused)[1] == "UnAuthorized"
     assert exo_errors.exchange_error_parser(FakeResponse(401))[1] == "reason"
@@ -482,10 +482,10 @@ class InvalidCredentialsError(Exception):
 ])
 def test_winrm_transport_failures_are_fatal_and_say_what_to_check(failure, words):
     runner = winrm_runner(FakeHost(fail=failure))
-    for _ in range(2):  # the first failure answers every later cmdlet: no new connection attempt per mailbox
+    for attempt in range(2):  # the first failure answers every later cmdlet: no new connection attempt per mailbox
         with pytest.raises(exo_errors.ExchangeError) as caught:
             runner.invoke("Get-Mailbox", {})
-        assert caught.value.fatal and words in caught.value.message and caught.value.hint
+        assert caught.value.fatal and words in caught.value.message and caught.value.hint, attempt
     runner.close()
 
 
@@ -556,7 +556,7 @@ def test_client_maps_exchanges_benign_refusals():
         "Get-ServicePrincipal": exo_errors.ExchangeError("The operation couldn't be performed because object 'x' couldn't be found on 'y'."),
         "Add-MailboxPermission": exo_errors.ExchangeError("An existing permission entry was found for user: CE Email."),
         "Remove-MailboxPermission": exo_errors.ExchangeError("Can't remove the access control entry on the object \"a\" for account "
-                                                           "\"b\" because the ACE isn't present."),
+                                                             "\"b\" because the ACE isn't present."),
     }), TENANT)
     assert client.get_service_principal(APP) is None
     assert client.add_mailbox_permission("a@b.example", "sp", ["FullAccess"]) is False
@@ -582,7 +582,7 @@ class SequenceRunner:
 
 def test_a_principal_exchange_does_not_see_yet_is_waited_for():
     unknown = exo_errors.ExchangeError('User or group "%s" wasn\'t found. Please make sure you\'ve typed it correctly.' % APP,
-                                     cmdlet="Add-MailboxPermission")
+                                       cmdlet="Add-MailboxPermission")
     sleeps = []
     client = exchange.ExchangeClient(SequenceRunner({"Add-MailboxPermission": [unknown, unknown, ([], [])]}), TENANT, sleep=sleeps.append)
     assert client.add_mailbox_permission("a@b.example", APP, ["FullAccess"]) is True
@@ -596,7 +596,7 @@ def test_a_principal_exchange_does_not_see_yet_is_waited_for():
 
 def test_new_service_principal_waits_for_entra_only_when_the_ids_were_verified():
     missing = exo_errors.ExchangeError("The service principal with ObjectId 'o' and AppId 'a' couldn't be found in Microsoft Entra ID for "
-                                     "this organization.", cmdlet="New-ServicePrincipal")
+                                       "this organization.", cmdlet="New-ServicePrincipal")
     sleeps = []
     runner = SequenceRunner({"New-ServicePrincipal": [missing, ([{"AppId": APP}], [])]})
     assert exchange.ExchangeClient(runner, TENANT, sleep=sleeps.append).new_service_principal(APP, "o", verified=True) == {"AppId": APP}
