@@ -127,17 +127,23 @@ class PSHashtable(CIDict):
 class PSObject:
     """A PSCustomObject: note properties, case-insensitive, in order."""
 
+    type_name = "System.Management.Automation.PSCustomObject"
+
     def __init__(self, pairs=()):
         self.properties = CIDict(pairs)
 
 
 class NoteProperty:
+    type_name = "System.Management.Automation.PSNoteProperty"
+
     def __init__(self, name, value):
         self.Name = name
         self.Value = value
 
 
 class TypeRef:
+    type_name = "System.RuntimeType"
+
     def __init__(self, full_name, check=None):
         self.full_name = full_name
         self.check = check
@@ -166,6 +172,8 @@ class PSException:
 
 
 class ErrorRecord:
+    type_name = "System.Management.Automation.ErrorRecord"
+
     def __init__(self, message, type_name="System.Management.Automation.RuntimeException", category="NotSpecified", error_id=None,
                  activity=""):
         self.exception = PSException(type_name, message)
@@ -175,11 +183,15 @@ class ErrorRecord:
 
 
 class WarningRecord:
+    type_name = "System.Management.Automation.WarningRecord"
+
     def __init__(self, message):
         self.message = message
 
 
 class ScriptBlock:
+    type_name = "System.Management.Automation.ScriptBlock"
+
     def __init__(self, statements, text):
         self.statements = statements
         self.text = text
@@ -327,6 +339,13 @@ class Parser:
             else:
                 break
 
+    def skip_separators(self):
+        """Whitespace, comments, line breaks and ';' between statements (or hash literal entries)."""
+        self.skip(newlines=True)
+        while self.peek() == ";":
+            self.pos += 1
+            self.skip(newlines=True)
+
     def word_at(self):
         """The run of identifier characters at pos (for keywords), lower-cased."""
         match = re.compile(r"[A-Za-z_][A-Za-z0-9_]*").match(self.src, self.pos)
@@ -356,10 +375,7 @@ class Parser:
     def parse_statements(self, terminator):
         statements = []
         while True:
-            self.skip(newlines=True)
-            while self.peek() == ";":
-                self.pos += 1
-                self.skip(newlines=True)
+            self.skip_separators()
             if self.eof() or (terminator and self.peek() == terminator):
                 return statements
             if self.peek() in ")}" and self.peek() != terminator:
@@ -634,21 +650,19 @@ class Parser:
         self.pos = saved
         return None
 
-    def parse_logical(self):
-        left = self.parse_comparison()
+    def _left_associative(self, operators, operand):
+        left = operand()
         while True:
-            operator = self._operator(("and", "or"))
+            operator = self._operator(operators)
             if operator is None:
                 return left
-            left = Node("binary", left.line, op=operator, left=left, right=self.parse_comparison())
+            left = Node("binary", left.line, op=operator, left=left, right=operand())
+
+    def parse_logical(self):
+        return self._left_associative(("and", "or"), self.parse_comparison)
 
     def parse_comparison(self):
-        left = self.parse_additive()
-        while True:
-            operator = self._operator(COMPARISON)
-            if operator is None:
-                return left
-            left = Node("binary", left.line, op=operator, left=left, right=self.parse_additive())
+        return self._left_associative(COMPARISON, self.parse_additive)
 
     def parse_additive(self):
         left = self.parse_unary()
@@ -792,6 +806,14 @@ class Parser:
             raise self.outside("The scope or drive qualifier '%s:'" % match.group(0))
         return match.group(0)
 
+    def _parenthesized_statements(self, kind, line):
+        """After `$(` (kind "subexpr") or `@(` ("arrayexpr"): the statements up to the matching ')'."""
+        statements = self.parse_statements(")")
+        what, error_id = {"subexpr": ("subexpression", "MissingEndParenthesisInSubexpression"),
+                          "arrayexpr": ("array subexpression", "MissingEndParenthesisInArraySubexpression")}[kind]
+        self.expect(")", "Missing closing ')' in %s." % what, error_id)
+        return Node(kind, line, statements=statements)
+
     def parse_primary(self):
         line, _ = self._line_col()
         ch = self.peek()
@@ -799,9 +821,7 @@ class Parser:
             following = self.peek(1)
             if following == "(":
                 self.pos += 2
-                statements = self.parse_statements(")")
-                self.expect(")", "Missing closing ')' in subexpression.", "MissingEndParenthesisInSubexpression")
-                return Node("subexpr", line, statements=statements)
+                return self._parenthesized_statements("subexpr", line)
             if following == "{" or following in "?$^":
                 raise self.outside("The variable syntax '$%s'" % following)
             self.pos += 1
@@ -810,9 +830,7 @@ class Parser:
             following = self.peek(1)
             if following == "(":
                 self.pos += 2
-                statements = self.parse_statements(")")
-                self.expect(")", "Missing closing ')' in array subexpression.", "MissingEndParenthesisInArraySubexpression")
-                return Node("arrayexpr", line, statements=statements)
+                return self._parenthesized_statements("arrayexpr", line)
             if following == "{":
                 self.pos += 2
                 return self.parse_hash_literal(line)
@@ -857,10 +875,7 @@ class Parser:
     def parse_hash_literal(self, line):
         pairs = []
         while True:
-            self.skip(newlines=True)
-            while self.peek() == ";":
-                self.pos += 1
-                self.skip(newlines=True)
+            self.skip_separators()
             if self.peek() == "}":
                 self.pos += 1
                 return Node("hash", line, pairs=pairs, ordered=False)
@@ -887,18 +902,24 @@ class Parser:
             if not (self.peek() in "\n;}"):
                 raise self.error("Missing statement after '=' in hash literal.", "MissingStatementInHashLiteral")
 
+    def _string_ends(self, quotes, out):
+        """At one of `quotes`: True when it ends the string; a doubled quote is one quote character of it."""
+        if self.peek(1) in quotes:
+            out.append(self.peek(1))
+            self.pos += 2
+            return False
+        self.pos += 1
+        return True
+
     def read_single_quoted(self):
         self.pos += 1
         out = []
         while not self.eof():
             ch = self.peek()
             if ch in SINGLE_QUOTES:
-                if self.peek(1) and self.peek(1) in SINGLE_QUOTES:
-                    out.append(self.peek(1))
-                    self.pos += 2
-                    continue
-                self.pos += 1
-                return "".join(out)
+                if self._string_ends(SINGLE_QUOTES, out):
+                    return "".join(out)
+                continue
             out.append(ch)
             self.pos += 1
         raise self.error("The string is missing the terminator: '.", "TerminatorExpectedAtEndOfString")
@@ -911,11 +932,8 @@ class Parser:
         while not self.eof():
             ch = self.peek()
             if ch in DOUBLE_QUOTES:
-                if self.peek(1) and self.peek(1) in DOUBLE_QUOTES:
-                    text.append(self.peek(1))
-                    self.pos += 2
+                if not self._string_ends(DOUBLE_QUOTES, text):
                     continue
-                self.pos += 1
                 if text:
                     parts.append("".join(text))
                 return Node("expandable", line, parts=parts)
@@ -931,9 +949,7 @@ class Parser:
                     parts.append("".join(text))
                     text = []
                 self.pos += 2
-                statements = self.parse_statements(")")
-                self.expect(")", "Missing closing ')' in subexpression.", "MissingEndParenthesisInSubexpression")
-                parts.append(Node("subexpr", line, statements=statements))
+                parts.append(self._parenthesized_statements("subexpr", line))
                 continue
             if ch == "$" and re.match(r"[A-Za-z_]", self.peek(1)):
                 if text:
@@ -955,40 +971,23 @@ def parse(source):
 
 
 # ----- conversions -------------------------------------------------------------------------------------------------
+PYTHON_TYPE_NAMES = ((float, "System.Double"), (str, "System.String"), (list, "System.Object[]"))
+
+
 def type_name_of(value):
+    """The .NET type name PowerShell would report (GetType().FullName, error messages); None for $null."""
     if is_null(value):
         return None
     if isinstance(value, bool):
         return "System.Boolean"
     if isinstance(value, int):
         return "System.Int32" if -2 ** 31 <= value < 2 ** 31 else "System.Int64"
-    if isinstance(value, float):
-        return "System.Double"
-    if isinstance(value, str):
-        return "System.String"
-    if isinstance(value, list):
-        return "System.Object[]"
+    for python_type, name in PYTHON_TYPE_NAMES:
+        if isinstance(value, python_type):
+            return name
     if isinstance(value, PSHashtable):
         return "System.Collections.Specialized.OrderedDictionary" if value.ordered else "System.Collections.Hashtable"
-    if isinstance(value, PSObject):
-        return "System.Management.Automation.PSCustomObject"
-    if isinstance(value, ErrorRecord):
-        return "System.Management.Automation.ErrorRecord"
-    if isinstance(value, PSException):
-        return value.type_name
-    if isinstance(value, WarningRecord):
-        return "System.Management.Automation.WarningRecord"
-    if isinstance(value, ScriptBlock):
-        return "System.Management.Automation.ScriptBlock"
-    if isinstance(value, TypeRef):
-        return "System.RuntimeType"
-    if isinstance(value, EnumValue):
-        return value.type_name
-    if isinstance(value, Encoding):
-        return value.type_name
-    if isinstance(value, NoteProperty):
-        return "System.Management.Automation.PSNoteProperty"
-    return getattr(value, "type_name", "System.Object")
+    return getattr(value, "type_name", "System.Object")  # the interpreter's own value classes name their type
 
 
 def to_string(value):
