@@ -1,7 +1,7 @@
 """Exchange Online as the lab emulates it: per-directory mailboxes, Exchange's own service
 principal objects and mailbox permissions, the cmdlets the collection runs, and the app-only
 authorization rules. Shared by both transports: the REST InvokeCommand service (exchange.py)
-and the WS-Management endpoint that interprets the agreed PowerShell script (winrm.py).
+and the management host behind the WS-Management endpoint, whose PowerShell scripts call them (winrm_host.py).
 
 State lives on each Directory object of the shared World (attribute `exchange`, created on first
 use from the directory's seeded `mailboxes`), so Graph and Exchange see the same directories,
@@ -29,7 +29,7 @@ Behaviour worth knowing (and what a client must cope with):
   Entra check of New-ServicePrincipal) for the consistency window (directory setting, then the
   "exchange" fault option, then the start option).
 
-Errors are CmdletError; each transport renders them in its own shape (see exchange.py, winrm.py).
+Errors are CmdletError; each transport renders them in its own shape (see exchange.py, winrm_host.py).
 """
 
 import fnmatch

@@ -19,16 +19,17 @@ options:
       - V(winrm) runs them in PowerShell 7 (C(pwsh)) with the ExchangeOnlineManagement module on a Windows management host, over
         WinRM (O(winrm)). That host connects with C(Connect-ExchangeOnline -AppId <client_id> -CertificateThumbprint ...
         -Organization ...) and a certificate of the automation identity from its own store, so O(client_secret) is not needed
-        for Exchange (only for the optional Microsoft Graph checks). Every cmdlet starts a PowerShell process and connects,
-        which takes seconds on a real host; prefer V(rest) for long mailbox lists.
+        for Exchange (only for the optional Microsoft Graph checks). A module run starts one PowerShell session and connects
+        once (seconds on a real host); the session then runs the module's cmdlets one after another, so V(rest), which runs
+        them side by side, stays faster for long mailbox lists.
     type: str
     choices: [rest, winrm]
     default: rest
   winrm:
     description:
       - The Windows management host for O(transport=winrm). Required with it, ignored otherwise.
-      - The cmdlet and its parameters travel as JSON data inside the script, never as script text, and the script runs only
-        the cmdlets these modules need.
+      - Each cmdlet and its parameters travel to the session as a line of JSON data on its standard input, never as script
+        text, and the script runs only the cmdlets these modules need.
     type: dict
     suboptions:
       host:

@@ -41,7 +41,10 @@ class CeopsModule(ScrubsSecrets, AnsibleModule):
         """Call ``work()`` -> result dict and exit; any error becomes one clear failure. ``warnings`` (a callable returning
         a list, or a list) are reported also when the work fails: a skipped check may be the explanation."""
         try:
-            result = work()
+            try:
+                result = work()
+            finally:
+                self.close()
         except StepError as error:
             self._warn_all(warnings)
             self.fail_service(error.cause, error.doing, **error.partial)
@@ -56,6 +59,9 @@ class CeopsModule(ScrubsSecrets, AnsibleModule):
             self.fail_json(msg="unexpected error: %s" % error, exception=traceback.format_exc())
         self._warn_all(warnings)
         self.exit_json(**result)
+
+    def close(self):
+        """Ends what the clients hold open (the family's to say); called before the module exits, whatever happened."""
 
     def _warn_all(self, warnings):
         for warning in (warnings() if callable(warnings) else warnings):

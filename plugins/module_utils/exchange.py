@@ -48,7 +48,6 @@ def exchange_argument_spec():
     )
 
 
-
 # -- the client the modules use -------------------------------------------------------------------
 class ExchangeClient:
     """Cmdlets as methods; the transport is an implementation detail. Thread-safe."""
@@ -80,6 +79,13 @@ class ExchangeClient:
             with self._lock:
                 self.warnings.extend("%s: %s" % (cmdlet, w) for w in warnings if "%s: %s" % (cmdlet, w) not in self.warnings)
         return values
+
+    def close(self):
+        """End what the transport holds open for this client (WinRM: its PowerShell session); a module calls it once its
+        work is done, whether it succeeded or not."""
+        close = getattr(self.runner, "close", None)
+        if close is not None:
+            close()
 
     def retry_while(self, transient, call):
         """Repeat ``call`` while Exchange has not caught up with a principal created moments ago."""

@@ -111,3 +111,8 @@ class MicrosoftModule(CeopsModule):
             except ValueError as exc:
                 self.fail_json(msg="Exchange Online options for directory %s: %s" % (self.params["tenant_id"], exc))
         return self._exchange
+
+    def close(self):
+        # Before the module exits: over WinRM this ends the PowerShell session (and its Exchange connection).
+        if self._exchange is not None:
+            self._exchange.close()

@@ -76,7 +76,10 @@ options:
     type: bool
     default: false
   parallelism:
-    description: How many mailboxes are worked on at the same time (1 to 32). All share one connection pool and one token.
+    description:
+      - How many mailboxes are worked on at the same time (1 to 32). All share one connection pool and one token.
+      - With O(transport=winrm) they share one PowerShell session, which runs their cmdlets one after another; more mailboxes
+        at a time keep its queue full.
     type: int
     default: 8
   fail_on_mailbox_error:

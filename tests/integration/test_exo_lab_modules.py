@@ -348,3 +348,30 @@ def test_a_wrong_certificate_thumbprint_is_explained(fresh_lab, ce_app, run_modu
                           app_id=ce_app["app_id"], object_id=ce_app["service_principal_id"])
     result = run_module("exo_service_principal", args)
     assert result["failed"] is True and "certificate_thumbprint" in result["msg"]
+
+
+def wsman_messages(lab):
+    reads = lab.counters()["services"].get("winrm", {}).get("reads", {})
+    return dict((k[len("POST /wsman "):], n) for k, n in reads.items() if k.startswith("POST /wsman ")), \
+        reads.get("CONNECT Connect-ExchangeOnline", 0)
+
+
+def test_over_winrm_a_module_run_is_one_powershell_session(fresh_lab, ce_app, run_module, directory_auth):
+    """Issue 18.4: one pwsh process and one Connect-ExchangeOnline per module invocation however many cmdlets it runs, and
+    the session is ended (process, shell) when the module ends, also when it fails."""
+    args = directory_auth(fresh_lab, transport="winrm", winrm=winrm_options(fresh_lab))
+    assert run_module("exo_service_principal", dict(args, app_id=ce_app["app_id"], object_id=ce_app["service_principal_id"]))["changed"]
+    fresh_lab.reset_counters()
+    granted = run_module("exo_mailbox_permission", dict(args, user=ce_app["service_principal_id"], mailboxes=MAILBOXES, parallelism=4))
+    assert granted["summary"]["added"] == MAILBOXES and cmdlets(fresh_lab, "winrm") == {
+        "Get-ServicePrincipal": 1, "Get-MailboxPermission": 6, "Add-MailboxPermission": 6}
+    messages, connects = wsman_messages(fresh_lab)
+    assert (messages["Create"], messages["Command"], messages["Delete"], connects) == (1, 1, 1, 1)
+    assert fresh_lab.state("winrm")["open_shells"] == []
+
+    fresh_lab.reset_counters()
+    failed = run_module("exo_mailbox_permission", dict(args, user=ce_app["service_principal_id"], mailboxes=MAILBOXES[:2] + [UNKNOWN]))
+    assert failed["failed"] is True and UNKNOWN in failed["msg"]
+    messages, connects = wsman_messages(fresh_lab)
+    assert (messages["Command"], messages["Delete"], connects) == (1, 1, 1) and fresh_lab.state("winrm")["open_shells"] == []
+    assert [s["exit_code"] for s in fresh_lab.state("winrm")["scripts"]][-1] == 0  # it ended by itself: stdin closed, disconnected

@@ -247,17 +247,16 @@ def test_bad_input_fails_with_one_clear_message_and_writes_nothing(fresh_lab, ru
 
 def test_a_name_built_to_break_out_of_the_powershell_quoting_travels_as_data(fresh_lab, run_module):
     """Mailbox names are checked to be addresses before anything is sent (case mailbox-injection); a display name is free
-    text, so it reaches the WinRM script: it must end up as the service principal's name, and nothing else may run."""
+    text, so it reaches the WinRM session: it must end up as the service principal's name, and nothing else may run."""
     d = automation(fresh_lab)
     args = ms(fresh_lab, app_id=d["automation_client_id"], object_id=d["automation_service_principal_id"], display_name=INJECTION,
               transport="winrm", winrm=winrm(fresh_lab))
     result = run_module("exo_service_principal", args)
     assert result.get("failed") is not True and result["changed"] is True, result.get("msg")
-    scripts = fresh_lab.state("winrm")["scripts"]
-    assert scripts and [s for s in scripts if s["outcome"] != "ran"] == []  # not one script broke out of its quotes
-    assert set(s["cmdlet"] for s in scripts) == {"Get-ServicePrincipal", "New-ServicePrincipal"}
-    created = [s for s in scripts if s["cmdlet"] == "New-ServicePrincipal"]
-    assert len(created) == 1 and created[0]["parameters"]["DisplayName"] == INJECTION
+    winrm_state = fresh_lab.state("winrm")
+    assert [(s["outcome"], s["exit_code"], s["error"]) for s in winrm_state["scripts"]] == [("ran", 0, None)]  # one session, no error
+    assert [c["cmdlet"] for c in winrm_state["cmdlets"]] == ["Get-ServicePrincipal", "New-ServicePrincipal"]
+    assert winrm_state["cmdlets"][1]["parameters"]["DisplayName"] == INJECTION
     principals = fresh_lab.exchange_state(DIRECTORY)["service_principals"]
     assert [p["DisplayName"] for p in principals if p["AppId"] == d["automation_client_id"]] == [INJECTION]
     assert "ce-support@" + DOMAIN in str(fresh_lab.exchange_state(DIRECTORY)["mailboxes"])  # Remove-Mailbox never ran
@@ -265,23 +264,20 @@ def test_a_name_built_to_break_out_of_the_powershell_quoting_travels_as_data(fre
 
 
 def test_the_lab_would_catch_a_client_that_forgot_to_double_the_quotes(fresh_lab):
-    """The script log above is only worth something if the lab sees a break-out: the same request, once with the quoting
-    the collection's WinRM client applies and once without it, through pywinrm to the lab's WS-Management endpoint."""
-    import winrm as pywinrm
-    from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_powershell import build_script
+    """The script log above is only worth something if the lab's host runs a break-out as PowerShell would: the session
+    script with an organization built to break out of its settings literal, once quoted as the collection's client does
+    it and once without doubling the quotes, through pywinrm to the lab's management host."""
+    from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_powershell import build_session_script
+    from winrm_session import run_session
 
     d, w = automation(fresh_lab), fresh_lab.vars["lab_winrm"]
-    request = {"organization": d["tenant_id"], "app_id": d["automation_client_id"], "cmdlet": "Get-Mailbox",
-               "certificate_thumbprint": w["certificate_thumbprints"][DIRECTORY], "parameters": {"Identity": INJECTION}}
-    shell = pywinrm.Session(w["endpoint"], auth=(w["username"], w["password"]), transport=w["transport"], server_cert_validation="validate",
-                            ca_trust_path=fresh_lab.vars["lab_ca_path"])
-    quoted = build_script(request)
-    careless = quoted.replace(quoted.split("$request = '", 1)[1].split("' | ConvertFrom-Json", 1)[0], json.dumps(request))
-    assert shell.run_ps(quoted).status_code == 0
-    assert shell.run_ps(careless).status_code == 1
-    ran, refused = fresh_lab.state("winrm")["scripts"]
-    assert ran["outcome"] == "ran" and ran["parameters"]["Identity"] == INJECTION
-    assert refused["outcome"] == "refused" and refused["breaks_out"] is True
-    winrm_counted = fresh_lab.counters()["services"]["winrm"]
-    cmdlets = dict((k, n) for kind in ("reads", "writes") for k, n in winrm_counted[kind].items() if k.startswith("CMDLET "))
-    assert cmdlets == {"CMDLET Get-Mailbox": 1}  # only the quoted one reached Exchange
+    breakout = "x'; [Console]::Out.WriteLine('INJECTED'); '"
+    settings = {"organization": breakout, "app_id": d["automation_client_id"], "certificate_thumbprint": w["certificate_thumbprints"][DIRECTORY]}
+    quoted = build_session_script(settings)
+    literal = quoted.split("$session = '", 1)[1].split("' | ConvertFrom-Json", 1)[0]
+    careless = quoted.replace(literal, literal.replace("''", "'"))
+    answers, out, _err, code = run_session(fresh_lab, quoted, [])
+    assert code == 0 and b"INJECTED\r\n" not in out and answers[0]["error"]["message"].startswith("AADSTS90002: Tenant '%s'" % breakout)
+    answers, out, _err, code = run_session(fresh_lab, careless, [])
+    assert b"INJECTED\r\n" in out  # the rest of the literal ran as code, as it would on a real host
+    assert code == 1 and answers == []  # and what was left of the JSON did not parse
