@@ -26,6 +26,7 @@ from .state import DEFAULT_ACCESS_ROLE_ID, add_key_credential, application_templ
 READ_ALL = {"Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 OWNED_BY = "Application.ReadWrite.OwnedBy"
 ASSIGN = "AppRoleAssignment.ReadWrite.All"
+POLICY_READ = {"Policy.Read.ApplicationConfiguration", "Policy.Read.All", "Policy.ReadWrite.ApplicationConfiguration"}
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 999
 _SKIPTOKEN_PREFIX = "RFNwdAIAAQAAA"  # real skiptokens are opaque base64; clients must only echo them
@@ -204,6 +205,8 @@ class GraphService(Service):
         return Caller(claims, directory)
 
     def _route(self, request, caller, path):
+        if path.rstrip("/") == "/policies/defaultAppManagementPolicy":
+            return self._default_app_management_policy(request, caller)
         match = _PATH.match(path)
         if not match:
             segment = path.strip("/").split("/")[0].split("(")[0]
@@ -225,6 +228,26 @@ class GraphService(Service):
         if collection == "applications":
             return self._application_route(request, caller, key_name, identifier, nav, sub_id)
         return self._sp_route(request, caller, key_name, identifier, nav, sub_id)
+
+    # ----- the tenant's default app management policy ---------------------------------------------------
+    def _default_app_management_policy(self, request, caller):
+        """GET /policies/defaultAppManagementPolicy (tenantAppManagementPolicy): readable with Policy.Read.ApplicationConfiguration,
+        Policy.Read.All or Policy.ReadWrite.ApplicationConfiguration; the lab's only restriction is the password lifetime."""
+        if request.method != "GET":
+            raise _method_not_allowed()
+        if not caller.roles & POLICY_READ:
+            raise denied()
+        limit = caller.directory.policy.get("max_password_lifetime_days")
+        restrictions = [] if limit is None else [{
+            "restrictionType": "passwordLifetime", "state": "enabled", "maxLifetime": "P%dD" % int(limit),
+            "restrictForAppsCreatedAfterDateTime": "2015-01-01T00:00:00Z"}]
+        policy = {"id": _policy_id(caller.directory), "displayName": "Default app management tenant policy",
+                  "description": "Default tenant policy that enforces app management restrictions on applications and service principals. "
+                                 "To apply policy to targeted resources, create a new policy under appManagementPolicies collection.",
+                  "isEnabled": limit is not None,
+                  "applicationRestrictions": {"passwordCredentials": restrictions, "keyCredentials": []},
+                  "servicePrincipalRestrictions": {"passwordCredentials": [], "keyCredentials": []}}
+        return self._entity(request, 200, policy, "policies/defaultAppManagementPolicy/$entity")
 
     # ----- helpers ---------------------------------------------------------------------------------
     def _fresh(self, obj, caller):

@@ -107,6 +107,7 @@ class FilterModule:
             "fleet_gateway_handoff": fleet.gateway_handoff,
             "fleet_deployment_changed": fleet.deployment_changed,
             "fleet_ce_result": fleet.ce_result,
+            "fleet_settings_name": fleet.settings_name,
             "fleet_batch_handoff": fleet.batch_handoff,
             "fleet_proof_secret": fleet_proof_secret,
             "fleet_retire": fleet_retire,

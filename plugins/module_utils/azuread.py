@@ -533,8 +533,8 @@ class AppReconciler(Reconciler):
                     return self.graph.add_password(application["id"], name, format_time(self.now + datetime.timedelta(days=named)))
                 error.hint = ("the directory's app management policy caps client secret lifetimes below %d days: set %s (app_secrets[]."
                               "lifetime_days of azuread_app) to the policy's limit, which its administrator can read under Entra ID > "
-                              "Enterprise applications > Application policies; or grant the automation identity "
-                              "Policy.Read.ApplicationConfiguration so that the limit is read and applied by itself" % (days, LIFETIME_VARIABLE))
+                              "Enterprise applications > Application policies; or grant the automation identity Policy.Read.All "
+                              "(or Policy.Read.ApplicationConfiguration) so that the limit is read and applied by itself" % (days, LIFETIME_VARIABLE))
                 raise
 
         end = format_time(self.now + datetime.timedelta(days=days))
@@ -543,7 +543,7 @@ class AppReconciler(Reconciler):
 
     def policy_limit(self, application):
         """Days the directory's default app management policy lets a new secret live, or None (no limit, or unreadable:
-        reading it needs Policy.Read.ApplicationConfiguration, which the collection does not require)."""
+        reading it needs Policy.Read.All or Policy.Read.ApplicationConfiguration, which the collection does not require)."""
         if self._policy_limit is False:
             try:
                 policy = self.graph.default_app_management_policy()

@@ -297,7 +297,32 @@ class OAuthSettingsReconciler(Reconciler):
             self.fail(problem)
 
     def read(self):
-        return self.portal.find_oauth_settings(self.params["ce_tenant"], self.params["name"])
+        p = self.params
+        settings = self.portal.find_oauth_settings(p["ce_tenant"], p["name"])
+        if settings is not None or p["state"] == "absent" or not p.get("gateway"):
+            return settings
+        # The runbook's CE tenant administrator made OAuth settings under a name of their own and selected them in the
+        # tenant's email connection on the Exchange Online gateway: those settings are CE's and are adopted (switched to
+        # CE's app only together with a secret of it). Settings no such connection uses are left as they are.
+        self.result["adopted"] = False
+        try:
+            gateway, _ = find_exchange_gateway(self.portal, p["gateway"], p.get("gateway_inbound_host") or EXCHANGE_ONLINE_INBOUND["host"])
+        except ValueError as error:
+            self.fail(str(error))
+        connections = self.portal.connections(p["ce_tenant"], gateway["id"]) if gateway else []
+        used = sorted(set(c["oauth_settings_id"] for c in connections if c.get("oauth_settings_id")))
+        if not used:
+            return None
+        if len(used) > 1:
+            self.fail("no OAuth settings are named %r, and the tenant's email connections on gateway %r use %d different ones (%s): "
+                      "name the ones CE should use in ce_email_oauth_settings_name (the name option)" % (
+                          p["name"], gateway["name"], len(used), ", ".join("%r uses %s" % (c["name"], c["oauth_settings_id"])
+                                                                           for c in connections if c.get("oauth_settings_id"))))
+        settings = self.portal.get_oauth_settings(p["ce_tenant"], used[0])
+        self.result["adopted"] = True
+        self.warn("%s: none are named %r; using %r, which the tenant's email connection on gateway %r uses (made by hand)"
+                  % (self.label, p["name"], settings["name"], gateway["name"]))
+        return settings
 
     def describe(self, record):
         if record is None:
@@ -327,6 +352,8 @@ class OAuthSettingsReconciler(Reconciler):
 
     def ensure_present(self, current):
         p, tenant, desired = self.params, self.params["ce_tenant"], dict(self.wanted)
+        if current is not None and self.result.get("adopted"):
+            desired["name"] = current["name"]  # adopted settings keep the name their administrator gave them
         secret = p["client_secret"]
         send_secret, why = self.secret_to_send(current)
         if send_secret and not secret:
@@ -334,7 +361,7 @@ class OAuthSettingsReconciler(Reconciler):
         send_secret = send_secret and bool(secret)
         if current is None:
             what = "client id %s, token endpoint %s, with a client secret" % (desired["client_id"], desired["token_endpoint_url"])
-            record = self.act("create %s %r: %s" % (self.kind, p["name"], what),
+            record = self.act("create %s %r: %s" % (self.kind, desired["name"], what),
                               lambda: self.portal.create_oauth_settings(tenant, desired, secret))
             record = record or dict(desired, id=None, revision=None, client_secret_updated_at=None)
         else:
@@ -343,7 +370,7 @@ class OAuthSettingsReconciler(Reconciler):
             changes = differences(current, desired) + ([replaced] if send_secret else [])
             record = current
             if changes:
-                record = self.act("update %s %r: %s" % (self.kind, p["name"], "; ".join(changes)),
+                record = self.act("update %s %r: %s" % (self.kind, desired["name"], "; ".join(changes)),
                                   lambda: self.portal.update_oauth_settings(tenant, current, desired, secret if send_secret else None))
                 record = record or dict(current, **desired)
         if send_secret:
@@ -371,7 +398,7 @@ class OAuthSettingsReconciler(Reconciler):
                                                                          desired["token_endpoint_url"])] if current is None
                        else differences(current, desired))
             self.act("%s %s %r: %s, with a new client secret of CE's app (%s)" % (
-                "create" if current is None else "update", self.kind, p["name"], "; ".join(changes) or "same settings", why), lambda: None)
+                "create" if current is None else "update", self.kind, desired["name"], "; ".join(changes) or "same settings", why), lambda: None)
             return dict(self.describe(dict(current or {}, **dict(desired, client_secret_set=True))), client_secret_replaced=current is not None)
         return self.describe(current)
 

@@ -115,7 +115,7 @@ options:
           - Lifetime of a new secret, 1 to 730 days. Two years is the longest the Entra admin center offers and what Graph gives a
             secret without an end date; Microsoft advises shorter ones.
           - A tenant app management policy may allow less. When the automation identity may read it
-            (Policy.Read.ApplicationConfiguration) the new secret is capped at its limit, with a warning; when Graph refuses the
+            (Policy.Read.All, or Policy.Read.ApplicationConfiguration) the new secret is capped at its limit, with a warning; when Graph refuses the
             lifetime and names the limit, the secret is made once more with that limit; otherwise the task fails saying so.
         type: int
         default: 365

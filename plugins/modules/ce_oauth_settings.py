@@ -43,6 +43,23 @@ options:
       - 1 to 128 characters, not only spaces, without spaces around it or control characters.
     type: str
     required: true
+  gateway:
+    description:
+      - Name of the deployment's Exchange Online email gateway (see M(ceops.exchange_oauth.ce_email_gateway)). When given and the
+        tenant has no settings named O(name), the settings that the tenant's one email connection on that gateway uses are adopted:
+        the runbook's CE tenant administrator made them by hand under a name of their own. They keep their name, and are switched
+        to O(client_id) only in one write that carries a secret of it (see O(update_secret)). Settings no such connection uses are
+        never changed.
+      - When no gateway has that name, the one gateway whose inbound host is O(gateway_inbound_host) is taken (as
+        M(ceops.exchange_oauth.ce_email_connection) does).
+    type: str
+    version_added: 0.3.0
+  gateway_inbound_host:
+    description:
+      - The inbound (IMAP) host by which a gateway made by hand under another name than O(gateway) is recognised.
+    type: str
+    default: outlook.office365.com
+    version_added: 0.3.0
   client_id:
     description:
       - Application (client) ID of CE's app registration (RV(ceops.exchange_oauth.azuread_app#module:app_id)).
@@ -154,6 +171,11 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+adopted:
+  description: True when no settings had O(name) and the settings of the tenant's email connection on O(gateway), made by hand, were taken.
+  returned: when O(gateway) is given and they were looked for
+  type: bool
+  version_added: 0.3.0
 oauth_settings:
   description: The settings as the Portal holds them (as they would be, in check mode; then C(id) is null for new ones). No secret.
   returned: when O(state=present)
@@ -233,16 +255,18 @@ from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_module imp
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_portal import name_problem
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_reconcile import OAuthSettingsReconciler
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.mailbox_check import SettingsError, scope_resource
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import CLOUDS
 
 # OpenID Connect scopes Entra accepts next to <resource>/.default; they do not name a resource.
 OIDC_SCOPES = frozenset(("openid", "profile", "email", "offline_access"))
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import CLOUDS
 
 
 def argument_spec():
     return dict(
         ce_tenant=dict(type="str", required=True),
         name=dict(type="str", required=True),
+        gateway=dict(type="str"),
+        gateway_inbound_host=dict(type="str", default="outlook.office365.com"),
         client_id=dict(type="str"),
         client_secret=dict(type="str", no_log=True),
         update_secret=dict(type="str", choices=["on_create", "always", "when_not_held"], default="on_create", no_log=False),

@@ -363,6 +363,13 @@ def ce_result(settings, delivery=None, connection=None, gateway=None, batch_upda
     }
 
 
+def settings_name(configured, settings=None, delivery=None):
+    """The name of the OAuth settings CE's email connection is to use: the ones the CE part found or wrote (settings made by
+    hand that the tenant's connection used are adopted under the name their administrator gave them), else ``configured``."""
+    record = ce_result(settings, delivery).get("oauth_settings") or {}
+    return record.get("name") or configured
+
+
 def deployment_changed(views, gateway_result=None):
     """Whether the gateway or any live CE tenant of the deployment changed (or would, in check mode): a plan must show the
     batch update the converge will start."""

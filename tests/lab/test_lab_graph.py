@@ -130,6 +130,29 @@ def test_password_lifetime_policy(graph, fresh_lab, contoso):
     assert fresh_lab.directory("contoso")["policy"]["max_password_lifetime_days"] == 180
 
 
+def test_default_app_management_policy_needs_a_policy_read_permission(graph, fresh_lab, contoso):
+    # The automation identity has Application.ReadWrite.All and AppRoleAssignment.ReadWrite.All only: Graph refuses.
+    _error(graph.get("/policies/defaultAppManagementPolicy"), 403, "Authorization_RequestDenied")
+    fresh_lab.set_policy("contoso", max_password_lifetime_days=180)
+    for role in ("Policy.Read.All", "Policy.Read.ApplicationConfiguration"):
+        policy = graph.get("/policies/defaultAppManagementPolicy", token=fresh_lab.mint_token("contoso", roles=[role]))
+        assert policy.status_code == 200, policy.text
+        body = policy.json()
+        assert body["@odata.context"].endswith("/v1.0/$metadata#policies/defaultAppManagementPolicy/$entity")
+        assert body["isEnabled"] is True
+        assert body["applicationRestrictions"]["passwordCredentials"] == [{
+            "restrictionType": "passwordLifetime", "state": "enabled", "maxLifetime": "P180D",
+            "restrictForAppsCreatedAfterDateTime": "2015-01-01T00:00:00Z"}]
+        # The refusal of a longer secret names this policy's id.
+        app = graph.create_app("CE Email %s" % role)
+        error = _error(graph.post("/applications/%s/addPassword" % app["id"], {"passwordCredential": {"displayName": "2y"}}),
+                       400, "CredentialInvalidLifetimeAsPerAppPolicy")
+        assert body["id"] in error["message"]
+    fresh_lab.set_policy("contoso", max_password_lifetime_days=None)
+    unlimited = graph.get("/policies/defaultAppManagementPolicy", token=fresh_lab.mint_token("contoso", roles=["Policy.Read.All"]))
+    assert unlimited.json()["applicationRestrictions"]["passwordCredentials"] == []
+
+
 def test_service_principal_errors_and_upsert(graph):
     error = _error(graph.post("/servicePrincipals", {"appId": "12345678-1234-4234-8234-123456789012"}), 400, "Request_BadRequest")
     assert error["details"][0]["code"] == "NoBackingApplicationObject"

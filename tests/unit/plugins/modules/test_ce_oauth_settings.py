@@ -174,3 +174,76 @@ def test_removal_while_a_connection_uses_them_fails_clearly(portal, run):
     portal.add_connection("acme", "Exchange Online", portal.add_gateway("Exchange Online")["id"], settings["id"], receive=True)
     result = run("ce_oauth_settings", {"ce_tenant": "acme", "name": "Exchange Online OAuth", "state": "absent"})
     assert result["failed"] is True and "in_use" in result["msg"] and "email connection" in result["msg"]
+
+
+# -- settings made by hand: adopted only through the tenant's Exchange Online connection ------------------------------
+HAND_APP = "9d3e1f20-4b5a-4c6d-8e7f-0a1b2c3d4e5f"
+HAND_SECRET = "typed-in-by-hand~2"
+OUR_SECRET_START = "2026-06-01T00:00:00Z"
+
+
+def hand_made(portal, settings_name="O365 OAuth", client_id=HAND_APP, connection=True):
+    """What the runbook's CE tenant administrator made by hand, a year before CE's app got its current secret."""
+    gateway = portal.gateway = portal.add_gateway("Office 365")
+    settings = portal.add_settings("acme", settings_name, client_id=client_id, secret=HAND_SECRET)
+    settings["_secret_updated_at"] = "2025-06-01T00:00:00.000Z"
+    if connection:
+        portal.add_connection("acme", "Office 365", gateway["id"], settings_id=settings["id"], receive=True)
+    return settings
+
+
+def not_held(**kwargs):
+    return args(update_secret="when_not_held", client_secret_start=OUR_SECRET_START, gateway="Exchange Online", **kwargs)
+
+
+def test_settings_the_tenants_connection_uses_are_adopted_and_switched_with_a_secret_in_one_write(portal, run):
+    settings = hand_made(portal)
+    result = run("ce_oauth_settings", not_held())
+    assert result["changed"] is True and result["adopted"] is True and result["client_secret_updated"] is True
+    assert result["oauth_settings"]["name"] == "O365 OAuth"  # keeps the name its administrator gave it
+    writes = portal.writes()
+    assert [(w[0], w[1]) for w in writes] == [("PUT", "/tenants/acme/oauth-settings/%s" % settings["id"])]
+    assert writes[0][4]["client_id"] == CLIENT_ID and writes[0][4]["client_secret"] == SECRET  # the client id with its secret
+    assert portal.secrets[settings["id"]] == SECRET and stored(portal)["client_id"] == CLIENT_ID
+    assert len(portal.settings["acme"]) == 1  # no second settings object
+    assert any("'O365 OAuth'" in str(w) and "made by hand" in str(w) for w in result["warnings"])
+
+    again = run("ce_oauth_settings", not_held())
+    assert again["changed"] is False and again["client_secret_held"] is True and len(portal.writes()) == 1
+
+
+def test_adopted_settings_of_another_app_without_a_secret_to_give_are_not_written(portal, run):
+    hand_made(portal)
+    result = run("ce_oauth_settings", not_held(client_secret=None))
+    assert result["changed"] is False and result["client_secret_needed"] is True and result["client_secret_held"] is False
+    assert HAND_APP in result["client_secret_needed_reason"] and "not one of CE's app" in result["client_secret_needed_reason"]
+    assert portal.writes() == [] and portal.secrets[stored(portal)["id"]] == HAND_SECRET
+
+    plan = run("ce_oauth_settings", not_held(client_secret=None), check_mode=True)
+    assert plan["changed"] is True and portal.writes() == []
+    assert "update OAuth settings 'O365 OAuth'" in plan["actions"][0] and "with a new client secret" in plan["actions"][0]
+
+
+def test_hand_made_secret_of_the_same_app_is_replaced_because_it_cannot_be_vouched_for(portal, run):
+    settings = hand_made(portal, client_id=CLIENT_ID)
+    result = run("ce_oauth_settings", not_held())
+    assert result["changed"] is True and "client secret replaced" in result["actions"][0]
+    assert portal.secrets[settings["id"]] == SECRET
+
+
+def test_settings_no_connection_uses_are_left_alone(portal, run):
+    settings = hand_made(portal, settings_name="Old experiment", connection=False)
+    result = run("ce_oauth_settings", not_held())
+    assert result["adopted"] is False and result["oauth_settings"]["name"] == "Exchange Online OAuth"
+    assert [w[0] for w in portal.writes()] == ["POST"]
+    assert portal.secrets[settings["id"]] == HAND_SECRET and settings["client_id"] == HAND_APP
+
+
+def test_connections_on_the_gateway_with_different_settings_stop_the_task_naming_them(portal, run):
+    settings = hand_made(portal)
+    other = portal.add_settings("acme", "Second try", client_id=HAND_APP)
+    portal.add_connection("acme", "Office 365 (2)", portal.gateway["id"], settings_id=other["id"], receive=True)
+    result = run("ce_oauth_settings", not_held())
+    assert result["failed"] is True
+    assert "use 2 different ones" in result["msg"] and "'Office 365'" in result["msg"] and "'Office 365 (2)'" in result["msg"]
+    assert "ce_email_oauth_settings_name" in result["msg"] and portal.writes() == []

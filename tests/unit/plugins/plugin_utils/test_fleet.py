@@ -275,3 +275,14 @@ def test_the_secret_report_counts_days_to_the_soonest_expiry_and_says_what_to_ru
     assert [e["ce_tenants"][0] for e in report["bad"]] == ["globex", "hooli", "initech"]
     assert "rotation is unfinished" in next(e["note"] for e in report["entries"] if e["ce_tenants"] == ["stark"])
     assert report["lines"][0].startswith("OK       directory %s app app-1 secret 'CE mailbox access (acme)' (acme): 175.5 days left" % CONTOSO)
+
+
+def test_the_connection_uses_the_settings_the_ce_part_found_or_wrote():
+    adopted = {"changed": False, "adopted": True, "oauth_settings": {"id": "oas-1", "name": "O365 OAuth"}}
+    assert fleet.settings_name("Exchange Online OAuth", adopted) == "O365 OAuth"
+    # After the secret went in, the delivery's record is the latest.
+    delivered = {"changed": True, "oauth_settings": {"id": "oas-1", "name": "O365 OAuth", "client_secret_set": True}}
+    assert fleet.settings_name("Exchange Online OAuth", {"skipped": True}, delivered) == "O365 OAuth"
+    # Nothing found yet (a plan before they exist, or a part that did not run): the configured name.
+    assert fleet.settings_name("Exchange Online OAuth", {"changed": True, "oauth_settings": None}) == "Exchange Online OAuth"
+    assert fleet.settings_name("Exchange Online OAuth", None, {"skipped": True}) == "Exchange Online OAuth"
