@@ -146,7 +146,8 @@ class LabAdmin:
     def fail_next(self, service, status, method="*", path_regex="", count=1, body=None, body_regex=None, **extra):
         """Answer the next `count` matching requests with `status` (and `body`, JSON) instead of the service; pass
         retry_after=N or None. `body_regex` also matches the raw request body, e.g. an Exchange InvokeCommand of one
-        cmdlet with one Identity. Any status may be given, 200 included: a lookup then returns the object in `body`."""
+        cmdlet with one Identity. Any status may be given, 200 included: a lookup then returns the object in `body`.
+        body_base64=<base64> (with content_type=...) answers those bytes as they are instead, e.g. a body of NUL bytes."""
         rule = dict(extra, method=method, path_regex=path_regex, status=status, count=count)
         if body is not None:
             rule["body"] = body

@@ -13,6 +13,7 @@ Random faults draw from a random.Random seeded per service, so a test that sets 
 same sequence of faults for the same sequence of requests.
 """
 
+import base64
 import random
 import re
 import threading
@@ -77,6 +78,11 @@ def _check_fail_next_rule(rule):
             re.compile(rule.get(name) or "")
         except re.error as exc:
             raise FaultError("bad %s %r: %s" % (name, rule.get(name), exc)) from exc
+    if "body_base64" in rule:
+        try:
+            base64.b64decode(rule["body_base64"], validate=True)
+        except (TypeError, ValueError) as exc:
+            raise FaultError("body_base64 is not base64: %s" % exc) from exc
     try:
         status = int(rule["status"])
     except (TypeError, ValueError):
@@ -203,6 +209,10 @@ class Faults:
                     fault["retry_after"] = rule["retry_after"] if "retry_after" in rule else (_UNSET if fault["status"] >= 400 else None)
                     if "body" in rule:
                         fault["body"] = rule["body"]
+                    if "body_base64" in rule:
+                        # Bytes as they are (a proxy's binary error page, NUL bytes): not JSON.
+                        fault["raw_body"] = base64.b64decode(rule["body_base64"])
+                        fault["content_type"] = rule.get("content_type") or "application/octet-stream"
                     return fault
             rate_429 = rate_503 = 0.0
             for key in ("*", service):  # the service's own rate wins over "*"

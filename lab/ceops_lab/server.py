@@ -23,7 +23,7 @@ from .ca import CertificateAuthority, SelfSignedIdentity
 from .counters import READ_METHODS, Counters
 from .faults import Faults
 from .seeding import seed_directory
-from .service import Request
+from .service import Request, Response
 from .services import SERVICE_CLASSES
 from .state import World, load_seed
 
@@ -164,7 +164,11 @@ class Lab:
             if fault is not None:
                 faulted = True
                 retry_after = self.faults.resolve_retry_after(service.name, fault)
-                response = service.fault_response(request, fault["status"], retry_after, fault.get("body"))
+                if "raw_body" in fault:
+                    headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else {}
+                    response = Response(fault["status"], fault["raw_body"], headers, fault["content_type"])
+                else:
+                    response = service.fault_response(request, fault["status"], retry_after, fault.get("body"))
         if response is None:
             journal.begin()
             try:

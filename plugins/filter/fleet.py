@@ -108,6 +108,7 @@ class FilterModule:
             "fleet_deployment_changed": fleet.deployment_changed,
             "fleet_ce_result": fleet.ce_result,
             "fleet_settings_name": fleet.settings_name,
+            "fleet_secret_unavailable": fleet.secret_unavailable,
             "fleet_batch_handoff": fleet.batch_handoff,
             "fleet_proof_secret": fleet_proof_secret,
             "fleet_retire": fleet_retire,

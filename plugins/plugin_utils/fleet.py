@@ -162,6 +162,8 @@ def app_fact(result, view, previous=None, keep_secret=True):
                 "exchange_permissions", "consented_permissions"):
         if key in (result or {}):
             fact[key] = result[key]
+    # Adopted by an earlier call of the run (a later one finds it by its unique name): the run still adopted it.
+    fact["adopted"] = bool((previous or {}).get("adopted") or fact.get("adopted"))
     own = ((result or {}).get("app_secrets") or {}).get(view["secret_name"])
     if own is not None:
         fact.update(client_secret_name=own.get("name"), client_secret_key_id=own.get("key_id"),
@@ -363,6 +365,20 @@ def ce_result(settings, delivery=None, connection=None, gateway=None, batch_upda
     }
 
 
+def secret_unavailable(view, settings_name_configured):
+    """The failure of a CE tenant whose OAuth settings need a client secret of CE's app when the run cannot make one (no
+    Microsoft credentials for its directory, so it did not read the app either) and none came from Ansible Vault."""
+    settings = view.get("settings") or {}
+    record = settings.get("oauth_settings") or {}
+    why = "to be created" if not record else "the Portal says they hold none"
+    return ("CE tenant %s: OAuth settings '%s' need a client secret of CE's app (%s), and this run cannot make one: it has no "
+            "Microsoft credentials for directory %s (ms_credentials or AZURE_*). A secret made for this CE tenant ('%s') by an "
+            "earlier run that ended before CE got it cannot be read again (Entra shows a value once). Run playbooks/site.yml (or "
+            "ce.yml with ms_credentials for that directory): it makes a new secret for this CE tenant and gives it to CE. Or pass "
+            "the secret's value from Ansible Vault as ce_email_oauth_client_secret." % (
+                view["host"], record.get("name") or settings_name_configured, why, view.get("tenant_id"), view.get("secret_name")))
+
+
 def settings_name(configured, settings=None, delivery=None):
     """The name of the OAuth settings CE's email connection is to use: the ones the CE part found or wrote (settings made by
     hand that the tenant's connection used are adopted under the name their administrator gave them), else ``configured``."""
@@ -408,10 +424,29 @@ def proof_secret(ce_result, app, given=None, ce_part_ran=True):
 
 
 # -- retiring secrets ----------------------------------------------------------------------------------------------------
+def never_held(view, secrets, newest):
+    """Key ids of this CE tenant's older secrets that CE cannot hold: before this run gave CE its new one, CE's settings held no
+    secret of CE's app, or got theirs before those secrets were made (each run gives CE only the secret it made)."""
+    app = view.get("app") or {}
+    settings = view.get("settings") or {}
+    if "oauth_settings" not in settings:
+        return []  # what CE held before is not known
+    before = settings["oauth_settings"] or {}
+    same_app = str(before.get("client_id") or "").lower() == str(app.get("app_id") or "").lower()
+    got = parse_time(before.get("client_secret_updated_at")) if before.get("client_secret_set") and same_app else None
+    found = []
+    for secret in secrets:
+        start = parse_time(secret.get("start_date_time"))
+        if secret["key_id"] != newest and (got is None or (start is not None and start > got)):
+            found.append(secret["key_id"])
+    return found
+
+
 def retire_key_ids(view, grace_hours=None, now=None):
     """Key ids of this CE tenant's own secrets to remove now, and why. Never a secret CE may be using:
     - this run made a secret that CE did not take (another run gave CE its own first): that one;
     - CE got this run's new secret and the proof passed with it: its older secrets of the name;
+    - CE got this run's new secret: the older ones CE never held (made after CE last got a secret: lost by a run that ended);
     - CE holds its newest secret (it got it after that one was made) for at least ``grace_hours``: its older secrets, when
       the proof could not run (the operator's grace period; None: never without a proof)."""
     app = view.get("app") or {}
@@ -427,6 +462,9 @@ def retire_key_ids(view, grace_hours=None, now=None):
     applied = (view.get("batch_update") or {}).get("status") == "succeeded" or (ce.get("batch_update") or {}).get("status") == "succeeded"
     if ce.get("client_secret_updated") and applied and proof.get("mailboxes") and not proof.get("failed_mailboxes"):
         return older, "CE runs on the new secret (applied by batch update) and the proof passed with it"
+    never = never_held(view, secrets, newest) if ce.get("client_secret_updated") else []
+    if never:
+        return never, "CE never held them (made after CE last got a secret of CE's app: a run ended before giving them to CE)"
     held = ce.get("client_secret_held")
     start = parse_time(app.get("client_secret_start"))
     if grace_hours is not None and held and start and (now or utcnow()) - start >= datetime.timedelta(hours=float(grace_hours)):
@@ -485,8 +523,9 @@ def secret_report(views, warn_days=30, now=None):
 
 
 # -- the summary ---------------------------------------------------------------------------------------------------------
-def summary_record(view):
-    """Everything the summary says of one CE tenant, from what the run knows (also of a CE tenant that failed)."""
+def summary_record(view, check_mode=False, now=None):
+    """Everything the summary says of one CE tenant, from what the run knows (also of a CE tenant that failed). In a plan
+    (``check_mode``) a CE tenant nothing stops is "not converged" until CE holds a current secret of CE's app."""
     app = view.get("app") or {}
     access = view.get("access") or {}
     ce = view.get("ce") or {}
@@ -494,6 +533,9 @@ def summary_record(view):
     mailboxes = lowered(view.get("mailboxes"))
     granted = [r for r in access.get("mailboxes") or [] if r.get("result") != "failed"]
     held = bool(ce.get("client_secret_held"))
+    end = parse_time(app.get("client_secret_end"))
+    expired = bool(held and end and end <= (now or utcnow()))
+    held = held and not expired
     record = {
         "host": view["host"], "ce_tenant": view.get("ce_tenant"), "directory": view.get("tenant_id"),
         "deployment": view.get("deployment"), "app_id": app.get("app_id"),
@@ -509,12 +551,18 @@ def summary_record(view):
         record["new_secret"] = {"key_id": app.get("client_secret_key_id"), "reason": app["client_secret_reason"]}
     if app.get("client_secret_left_alone"):
         record["left_alone"] = app["client_secret_left_alone"]
+    if expired:
+        # The secret CE got from this collection has run out (nothing renewed it: a plan, or the proof alone).
+        record["failures"].append(failure("CE", "the client secret CE holds expired on %s: run site.yml, which gives CE a new one"
+                                          % app.get("client_secret_end")))
     if view.get("require_secret") and proof.get("mailboxes") is None and not record["failures"]:
         why = proof_secret(ce, app, view.get("vault_secret"), bool(ce.get("oauth_settings")))[1]
         record["failures"].append(failure("Verify", "the logins could not be checked and mailbox_oauth_verify_require_secret is set: %s"
                                           % (why or "no mailboxes to log in to")))
     if proof.get("mailboxes") is not None:
         record["logins"] = {"checked": True, "ok": sum(1 for m in proof["mailboxes"] if m.get("ok")), "of": len(proof["mailboxes"])}
+    elif check_mode and not record["failures"]:
+        record["logins"] = {"checked": False, "reason": "a plan logs in to nothing"}
     elif (proof or ce) and not record["failures"]:
         record["logins"] = {"checked": False, "reason": proof_secret(ce, app, view.get("vault_secret"), bool(ce.get("oauth_settings")))[1]
                             or "no mailboxes to log in to"}
@@ -527,7 +575,7 @@ def summary_record(view):
         record["status"] = "ok"
     else:
         # Nothing failed, but CE's settings were not shown to hold a current secret of CE's app: a part run alone, or a plan.
-        record["status"] = "done" if not ce.get("oauth_settings") else "not converged"
+        record["status"] = "done" if not ce.get("oauth_settings") and not check_mode else "not converged"
     return record
 
 
@@ -576,8 +624,20 @@ def one_line(text):
     return _CONTROL.sub(" ", str(text or "")).replace("\n", " ").strip()
 
 
-def summary(views):
-    records = [summary_record(v) for v in sorted(views, key=lambda v: v["host"])]
+def known_apps(views):
+    """Views with the app their unit's lead found, also for a CE tenant that failed before its app's part reached it (the
+    summary shows what is known): its unit's app id and service principal, never a secret or a result of its own."""
+    found = {}
+    for view in views:
+        app = view.get("app") or {}
+        if app.get("app_id"):
+            found.setdefault(app_unit_key(view), {"app_id": app["app_id"], "service_principal_id": app.get("service_principal_id")})
+    return [v if (v.get("app") or {}).get("app_id") or app_unit_key(v) not in found else dict(v, app=found[app_unit_key(v)])
+            for v in views]
+
+
+def summary(views, check_mode=False, now=None):
+    records = [summary_record(v, check_mode, now) for v in sorted(known_apps(views), key=lambda v: v["host"])]
     lines = []
     for record in records:
         lines.extend(summary_line(record))

@@ -19,7 +19,7 @@ from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_portal imp
 
 from reliability import SLICE, SLICE_DIRECTORIES, Run, duplicates, fingerprint, site
 from test_ce_support import HandEdits, ce_args, connection_named, settings_named
-from test_site_fleet import summary
+from playbook_output import summary
 
 SECRET = "lab-secret~concurrency-0123456789"
 CLIENT = "11111111-2222-4333-8444-555555555555"
@@ -99,12 +99,12 @@ def test_two_site_runs_at_once_leave_one_secret_per_managed_name(two_jobs):
     lookup; which of these happens depends on timing, so the secrets made and removed are read from the runs' reports.)"""
     assert duplicates(two_jobs["after_jobs"]) == []
     assert duplicates(two_jobs["final"]) == []
-    outputs = [job.output for job in two_jobs["jobs"]]
+    reports = [summary(job.output) for job in two_jobs["jobs"]]
     for tenant in SLICE:
-        name = re.escape("CE mailbox access (%s)" % tenant)
-        made = sum(len(re.findall(r"create client secret '%s'" % name, output)) for output in outputs)
-        removed = set(key_id for output in outputs for key_id in re.findall(r"remove client secret ([0-9a-f-]{36}) \(%s\)" % name, output))
-        assert made - len(removed) == 1, (tenant, made, removed, [output[-3000:] for output in outputs])
+        lines = [line for report in reports for line in report.get(tenant, [])]
+        made = [key_id for line in lines for key_id in re.findall(r"^new client secret ([0-9a-f-]{36}) for this CE tenant", line)]
+        removed = set(key_id for line in lines if line.startswith("retired secret(s) ") for key_id in re.findall(r"[0-9a-f-]{36}", line))
+        assert len(made) - len(removed) == 1, (tenant, made, removed, lines)
         assert len(two_jobs["key_ids"][tenant]) == 1 and two_jobs["key_ids"][tenant][0] not in removed, (two_jobs["key_ids"], removed)
 
 

@@ -33,6 +33,16 @@ def test_fail_next_is_deterministic_and_counted(graph, fresh_lab, contoso):
     assert fresh_lab.counters()["services"]["login"]["totals"]["faults"] == 1
 
 
+def test_fail_next_can_answer_raw_bytes(graph, fresh_lab):
+    # A proxy's binary error page: NUL bytes, not JSON.
+    fresh_lab.fail_next("graph", 403, method="GET", path_regex=r"^/v1\.0/applications$", body_base64="AAAAAAAA", content_type="text/html")
+    response = graph.get("/applications")
+    assert response.status_code == 403 and response.content == b"\x00" * 6 and response.headers["Content-Type"] == "text/html"
+    assert graph.get("/applications").status_code == 200
+    with pytest.raises(LabError):
+        fresh_lab.fail_next("graph", 403, body_base64="not base64!")
+
+
 def test_random_faults_are_reproducible_with_a_seed(graph, fresh_lab):
     def run():
         fresh_lab.clear_faults()

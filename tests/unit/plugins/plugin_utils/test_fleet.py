@@ -87,6 +87,10 @@ def test_each_member_gets_the_apps_ids_and_only_its_own_secret():
     assert "client_secret" not in handoff["globex"]["fact"] and handoff["globex"]["fact"]["client_secret_key_id"] == "k-globex"
     assert "s3cret-acme" not in str(handoff["globex"])
     assert handoff["acme"]["fact"]["adopted"] is True and handoff["acme"]["failures"] == []
+    # The secrets part finds the app by the unique name the first call gave it: the run still adopted it.
+    later = dict(AZURE_RESULT, adopted=False, found_by="unique_name")
+    again = fleet.app_handoff([view("acme", app=handoff["acme"]["fact"])], later)
+    assert again[0]["fact"]["adopted"] is True
 
 
 def test_a_failed_unit_fails_every_live_member_with_the_leads_message_and_keeps_earlier_failures():
@@ -217,6 +221,23 @@ def test_older_secrets_go_only_after_ce_runs_on_the_new_one_and_the_proof_passed
     assert fleet.retire_key_ids(retiring(delivered, proven, batch="failed"))[0] == []
 
 
+def test_older_secrets_ce_never_held_go_as_soon_as_ce_has_the_new_one():
+    app = {"app_id": "app-1", "client_secret_key_id": "new", "client_secret_start": "2026-12-07T11:00:00Z", "client_secret_created": True,
+           "client_secrets": [{"key_id": "new", "start_date_time": "2026-12-07T11:00:00Z"},
+                              {"key_id": "lost", "start_date_time": "2026-12-05T00:00:00Z"},
+                              {"key_id": "held", "start_date_time": "2026-11-01T00:00:00Z"}]}
+    delivered = {"client_secret_updated": True, "client_secret_held": True}
+    # CE got its secret on 2026-11-02, after "held" was made and before "lost" was: "lost" never reached CE, "held" may run it.
+    settings = {"oauth_settings": {"client_id": "app-1", "client_secret_set": True, "client_secret_updated_at": "2026-11-02T00:00:00Z"}}
+    assert fleet.retire_key_ids(view("acme", app=app, ce=delivered, settings=settings))[0] == ["lost"]
+    # CE had no settings, or settings of another app: it held none of them.
+    for before in (None, {"client_id": "other-app", "client_secret_set": True, "client_secret_updated_at": "2026-12-06T00:00:00Z"}):
+        assert fleet.retire_key_ids(view("acme", app=app, ce=delivered, settings={"oauth_settings": before}))[0] == ["lost", "held"]
+    # Not given to CE in this run, or what CE held before unknown: none.
+    assert fleet.retire_key_ids(view("acme", app=app, ce={"client_secret_held": True}, settings=settings))[0] == []
+    assert fleet.retire_key_ids(view("acme", app=app, ce=delivered))[0] == []
+
+
 def test_without_a_proof_the_grace_period_decides():
     held = {"client_secret_held": True}
     assert fleet.retire_key_ids(retiring(held, start="2026-12-06T11:00:00Z", created=False), grace_hours=12, now=NOW)[0] == ["old"]
@@ -249,6 +270,35 @@ def test_ok_is_ces_truth_and_a_failed_ce_tenant_still_shows_what_is_known():
     globex = lines[lines.index(next(line for line in lines if line.startswith("globex"))) + 1]
     assert globex == "    CE: boom   with lines"  # control characters and NUL bytes never reach the summary
     assert "app app-1" in next(line for line in lines if line.startswith("globex"))
+
+
+def test_a_plan_says_todo_for_a_ce_tenant_whose_settings_do_not_exist_yet_and_not_that_the_ce_part_did_not_run():
+    fresh = view("fjord", mailboxes=["a@x.example"], app={"app_id": "app-1"}, ce={"client_secret_held": False, "oauth_settings": None})
+    planned = fleet.summary([fresh], check_mode=True)
+    assert planned["records"][0]["status"] == "not converged" and planned["records"][0]["logins"]["reason"] == "a plan logs in to nothing"
+    assert planned["lines"][0].startswith("fjord      todo")
+    # The same facts outside a plan: the CE part did not run (a part run alone), so nothing is said of CE's logins.
+    assert fleet.summary([fresh])["records"][0]["status"] == "done"
+
+
+def test_a_ce_tenant_that_failed_before_its_apps_part_shows_the_app_its_directory_has():
+    lead = view("alpine", app={"app_id": "app-1", "service_principal_id": "sp-1", "client_secret": "x"})
+    too_old = view("jasper", failures=[fleet.failure("CE", "CE 7.4.3")])
+    other_directory = dict(view("islet", failures=[fleet.failure("Exchange Online", "401")]), tenant_id="other")
+    records = dict((r["host"], r) for r in fleet.summary([lead, too_old, other_directory])["records"])
+    assert (records["jasper"]["app_id"], records["jasper"]["service_principal_id"]) == ("app-1", "sp-1")
+    assert records["jasper"]["status"] == "FAILED" and records["jasper"].get("new_secret") is None
+    assert records["islet"]["app_id"] is None
+
+
+def test_a_held_secret_that_has_expired_is_not_ok():
+    held = {"client_secret_held": True, "email_connection": {"name": "Mail"}, "oauth_settings": {"client_id": "app-1"}}
+    expired = view("acme", app={"app_id": "app-1", "client_secret_end": "2026-12-01T00:00:00Z"}, ce=held)
+    record = fleet.summary([expired], now=NOW)["records"][0]
+    assert record["status"] == "FAILED" and record["ce_holds_current_secret"] is False
+    assert "expired on 2026-12-01T00:00:00Z" in record["failures"][0]["message"]
+    current = view("acme", app={"app_id": "app-1", "client_secret_end": "2027-12-01T00:00:00Z"}, ce=held)
+    assert fleet.summary([current], now=NOW)["records"][0]["status"] == "ok"
 
 
 def test_a_rotation_leaves_alone_a_ce_tenant_whose_only_secret_is_young_and_held():
