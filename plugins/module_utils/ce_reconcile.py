@@ -356,6 +356,12 @@ class OAuthSettingsReconciler(Reconciler):
             desired["name"] = current["name"]  # adopted settings keep the name their administrator gave them
         secret = p["client_secret"]
         send_secret, why = self.secret_to_send(current)
+        if current is not None and not send_secret and not self.app_pending and \
+                str(current.get("client_id") or "").lower() != str(desired["client_id"] or "").lower():
+            # Whatever update_secret says: the secret CE holds is one of the app the settings name now, so a new client id
+            # goes only together with a secret of it (never a client id without its secret).
+            send_secret, why = True, ("CE's settings name app %s, not CE's app %s, so the secret they hold is not one of CE's app"
+                                      % (current.get("client_id"), desired["client_id"]))
         if send_secret and not secret:
             return self.need_secret(current, desired, why)
         send_secret = send_secret and bool(secret)
@@ -393,6 +399,9 @@ class OAuthSettingsReconciler(Reconciler):
             self.result["client_secret_required"] = True
             self.fail("client_secret is required to create them (the Portal never returns a stored secret); pass the "
                       "secret's value, for example from the run that created it or from Ansible Vault")
+        if p["update_secret"] != "when_not_held" and not self.check_mode:
+            self.fail("%s: client_id %s goes only together with a secret of that app, and client_secret was not given; nothing "
+                      "was written. Pass a client secret of app %s" % (why, desired["client_id"], desired["client_id"]))
         if self.check_mode:
             changes = (["create with client id %s, token endpoint %s" % (desired["client_id"] or "of CE's app (to be created)",
                                                                          desired["token_endpoint_url"])] if current is None

@@ -75,3 +75,25 @@ def test_a_task_whose_only_write_was_refused_changed_nothing(fresh_brownfield_la
     assert refused["failed"] is True and refused["changed"] is False
     assert "azuread_app_registration_secret_lifetime_days" in refused["msg"] and "CredentialInvalidLifetimeAsPerAppPolicy" in refused["msg"]
     assert [(e["endpoint"], e["status"]) for e in lab.journal()][-1] == ("POST /v1.0/applications/{id}/addPassword", 400)
+
+
+def test_ce_never_gets_a_client_id_without_its_secret(fresh_brownfield_lab, run_module):
+    """fjord's CE tenant administrator made OAuth settings by hand under the collection's name, for Records Sync (another app
+    of dunmore), with its secret. CE's app (dunmore's "CE Email") goes into them only together with a secret of it."""
+    lab = fresh_brownfield_lab
+    beacon = lab.vars["lab_ce_deployments"]["beacon"]
+    portal = dict(ce_url=beacon["url"], ce_token=beacon["admin_token"], ca_path=lab.vars["lab_ca_path"])
+    app, _ = ce_app(lab, "dunmore")
+    other_app_id = "0d7c5e2a-9f41-4c3b-8a6e-2b1d0c9f8e7a"
+    made_by_hand = dict(portal, ce_tenant="fjord", name="Exchange Online OAuth", client_id=other_app_id, client_secret="typed-by-hand",
+                        tenant_id=DIRECTORIES["dunmore"], authority_host="login.microsoftonline.com")
+    assert run_module("ce_oauth_settings", made_by_hand)["changed"] is True
+    mark = len(lab.journal())
+
+    ours = dict(made_by_hand, client_id=app["appId"], client_secret=None)
+    refused = run_module("ce_oauth_settings", ours)  # no secret of CE's app at hand: nothing is written
+    assert refused.get("failed") is True and lab.journal(mark) == []
+    switched = run_module("ce_oauth_settings", dict(ours, client_secret="a-secret-of-ces-app"))
+    (entry,) = lab.journal(mark)
+    (change,) = [o for o in entry["objects"] if o["kind"] == "ce_oauth_settings"]
+    assert switched["changed"] is True and {"client_id", "client_secret"} <= set(change["fields"]), change

@@ -247,3 +247,20 @@ def test_connections_on_the_gateway_with_different_settings_stop_the_task_naming
     assert result["failed"] is True
     assert "use 2 different ones" in result["msg"] and "'Office 365'" in result["msg"] and "'Office 365 (2)'" in result["msg"]
     assert "ce_email_oauth_settings_name" in result["msg"] and portal.writes() == []
+
+
+def test_a_new_client_id_goes_only_with_a_secret_of_it_whatever_update_secret_says(portal, run):
+    settings = portal.add_settings("acme", "Exchange Online OAuth", client_id=HAND_APP, secret=HAND_SECRET)
+    # on_create would keep a stored secret: not when the settings name another app.
+    switched = run("ce_oauth_settings", args())
+    assert switched["changed"] is True and switched["client_secret_updated"] is True
+    body = portal.writes()[0][4]
+    assert body["client_id"] == CLIENT_ID and body["client_secret"] == SECRET and portal.secrets[settings["id"]] == SECRET
+
+
+def test_a_new_client_id_without_a_secret_fails_and_writes_nothing(portal, run):
+    settings = portal.add_settings("acme", "Exchange Online OAuth", client_id=HAND_APP, secret=HAND_SECRET)
+    refused = run("ce_oauth_settings", args(client_secret=None))
+    assert refused["failed"] is True and refused["changed"] is False and portal.writes() == []
+    assert HAND_APP in refused["msg"] and "client_secret was not given" in refused["msg"]
+    assert stored(portal)["client_id"] == HAND_APP and portal.secrets[settings["id"]] == HAND_SECRET
