@@ -10,9 +10,11 @@ STAMP := $(VENV)/.installed-stamp
 venv: $(STAMP)
 
 # Reinstall when a requirements file changes; the lab is installed editable so `python -m ceops_lab` works.
-$(STAMP): requirements.txt requirements-dev.txt lab/pyproject.toml
+# AWX's credential types (tests/integration/requirements-awx.txt) come without their dependencies.
+$(STAMP): requirements.txt requirements-dev.txt lab/pyproject.toml tests/integration/requirements-awx.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e ./lab
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r tests/integration/requirements-awx.txt
 	touch $@
 
 demo: venv

@@ -15,7 +15,8 @@ options:
     description:
       - The Microsoft Entra directory to work in, as its Directory (tenant) ID or a verified domain such as C(contoso.onmicrosoft.com).
       - The automation identity must be registered in this directory.
-      - If not set, the environment variable E(AZURE_TENANT_ID) is used.
+      - If not set, the environment variable E(AZURE_TENANT_ID) is used, else E(AZURE_TENANT) (the name AWX's built-in
+        C(Microsoft Azure Resource Manager) credential injects).
     type: str
   client_id:
     description:
@@ -26,7 +27,8 @@ options:
   client_secret:
     description:
       - A client secret of the automation identity.
-      - If not set, the environment variable E(AZURE_CLIENT_SECRET) is used.
+      - If not set, the environment variable E(AZURE_CLIENT_SECRET) is used, else E(AZURE_SECRET) (the name AWX's built-in
+        C(Microsoft Azure Resource Manager) credential injects).
       - Ignored when O(client_certificate_path) is set.
     type: str
   client_certificate_path:
@@ -48,6 +50,10 @@ options:
     description:
       - The Microsoft cloud, which sets the token, Graph and Exchange endpoints and resource identifiers.
       - V(usgov) is GCC High, V(usgov_dod) is DoD (its endpoints are not confirmed on a live tenant), V(china) is 21Vianet.
+      - If not set, the environment variable E(AZURE_CLOUD_ENVIRONMENT) is used (AWX's built-in C(Microsoft Azure Resource Manager)
+        credential injects it when its Azure Cloud Environment field is filled) with the Azure SDK's names C(AzureCloud) for V(public),
+        C(AzureUSGovernment) for V(usgov) and C(AzureChinaCloud) for V(china). DoD has no name of its own there: set V(usgov_dod)
+        here. Any other value (C(AzureGermanCloud), an Azure Stack metadata URL) is refused.
     type: str
     default: public
     choices: [public, usgov, usgov_dod, china]

@@ -41,7 +41,7 @@ options:
       - The Microsoft directory that holds CE's app registration and the mailboxes, as its Directory (tenant) ID or a verified domain.
       - Without O(token_endpoint_url), the token is requested from this directory, as in the token endpoint URL the runbook puts
         into CE.
-      - If not set, the environment variable E(AZURE_TENANT_ID) is used.
+      - If not set, the environment variable E(AZURE_TENANT_ID) is used, else E(AZURE_TENANT).
   client_id:
     description:
       - The client id in CE's OAuth settings, the Application (client) ID of CE's app (RV(ceops.exchange_oauth.azuread_app#module:app_id)).
