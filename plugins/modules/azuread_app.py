@@ -164,6 +164,8 @@ options:
         default: []
         version_added: 0.2.0
 notes:
+  - The automation identity needs the Graph application permissions C(Application.ReadWrite.All) (or C(Application.ReadWrite.OwnedBy))
+    and C(AppRoleAssignment.ReadWrite.All), with admin consent.
   - The new secret's value is returned only by the run that created it, in RV(client_secret) (or RV(app_secrets.client_secret)).
     Register the result on a task with C(no_log=true) and hand the value on in memory, as the C(azuread_app_registration) role does.
   - Runs for the same directory may overlap (AWX job slices, two jobs). With O(unique_name) they cannot make two apps (the app is

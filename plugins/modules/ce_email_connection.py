@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: ce_email_connection
 short_description: Manage a CE tenant's email connection and whether it uses OAuth
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Does the CE tenant administrator's second step of the runbook "Accessing Microsoft Exchange Online Mailboxes Using OAuth",
     idempotently (Email Infrastructure > Email Connections in the Portal, its OAuth Setting tab and "Use OAuth to receive emails").

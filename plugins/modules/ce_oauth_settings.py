@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: ce_oauth_settings
 short_description: Manage a CE tenant's OAuth settings for Exchange Online
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Does the CE tenant administrator's first step of the runbook "Accessing Microsoft Exchange Online Mailboxes Using OAuth",
     idempotently (Email Infrastructure > OAuth Settings in the Portal).

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: exo_service_principal
 short_description: Register CE's app as a service principal in Exchange Online
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Does the runbook's C(New-ServicePrincipal) step idempotently. Exchange Online only lets an app act on mailboxes
     (C(Add-MailboxPermission -User)) after its Entra service principal is registered in Exchange.
