@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test stage (or the ones named as arguments) and ends with one summary line.
-# Stages: pytest (unit, lab, integration), changelog, docs (generated docs current and lint-clean), sanity, lint, molecule.
+# Stages: system (Debian packages), pytest (unit, lab, integration), changelog, docs (generated docs current and lint-clean),
+# sanity, lint, molecule, cores (the unit tests and a converge on each other ansible-core release of meta/runtime.yml).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 VENV=${VENV:-.venv}
@@ -9,7 +10,7 @@ export VENV PATH="$VENV/bin:$PATH"
 export ANSIBLE_NOCOLOR=1 PY_COLORS=0
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(system pytest changelog docs sanity lint molecule)
+[ ${#stages[@]} -gt 0 ] || stages=(system pytest changelog docs sanity lint molecule cores)
 
 passed=0
 failed=0
@@ -41,15 +42,25 @@ run_stage() {  # stage name, command...; a stage counts as one check unless it r
   rm -f "$log"
 }
 
+# The cores stage's venvs (one per ansible-core release, cached in $VENV/cores) are made while the other stages run.
+cores_prepare=""
+if [[ " ${stages[*]} " == *" cores "* && ${#stages[@]} -gt 1 ]]; then
+  cores_prepare_log=$(mktemp)
+  scripts/cores.sh --prepare >"$cores_prepare_log" 2>&1 &
+  cores_prepare=$!
+fi
+
 for stage in "${stages[@]}"; do
   case $stage in
-    system)    run_stage system scripts/ensure-system-packages.sh dovecot-imapd time ;;
+    system)    run_stage system scripts/ensure-system-packages.sh dovecot-imapd shellcheck time ;;
     pytest)    run_stage pytest python -m pytest -q -n "${PYTEST_WORKERS:-2}" --dist loadscope --durations=15 ;;
     changelog) run_stage changelog antsibull-changelog lint ;;
     docs)      run_stage docs scripts/docs.sh lint ;;
     sanity)    run_stage sanity scripts/sanity.sh ;;
     lint)      run_stage lint scripts/lint.sh ;;
     molecule)  run_stage molecule scripts/molecule.sh ;;
+    cores)     if [ -n "$cores_prepare" ]; then wait "$cores_prepare"; cat "$cores_prepare_log"; rm -f "$cores_prepare_log"; fi
+               run_stage cores scripts/cores.sh ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac
 done
