@@ -154,7 +154,7 @@ class InProcessAction(ActionBase):
         return tuple(needed)
 
     def prepare_in_process(self, task_vars):
-        """(internals, module name, its file's import name, the encoded arguments), or None: run a module process.
+        """(the internals, the module's import name, its encoded arguments), or None: run a module process.
 
         Everything that can fail because of ansible-core happens here, before the module starts."""
         internals = load_internals()
