@@ -16,14 +16,14 @@ passed=0
 failed=0
 report=()
 
-record() {  # stage, status, passed count, failed count
-  report+=("$(printf '%-10s %-6s %s passed, %s failed' "$1" "$2" "$3" "$4")")
+record() {  # stage, status, passed count, failed count, seconds
+  report+=("$(printf '%-10s %-6s %s passed, %s failed  (%dm%02ds)' "$1" "$2" "$3" "$4" $(($5 / 60)) $(($5 % 60)))")
   passed=$((passed + $3))
   failed=$((failed + $4))
 }
 
 run_stage() {  # stage name, command...; a stage counts as one check unless it reports its own counts
-  local name=$1 log counts p f
+  local name=$1 log counts p f started=$SECONDS
   shift
   log=$(mktemp)
   echo "=== $name: $*"
@@ -38,7 +38,7 @@ run_stage() {  # stage name, command...; a stage counts as one check unless it r
   elif [ "$status" = FAILED ] && [ "$f" = 0 ]; then
     f=1   # a stage that failed without failing a test (an error before or after) still fails the run
   fi
-  record "$name" "$status" "$p" "$f"
+  record "$name" "$status" "$p" "$f" $((SECONDS - started))
   rm -f "$log"
 }
 
@@ -66,7 +66,7 @@ for stage in "${stages[@]}"; do
 done
 
 echo
-echo "=== summary"
+echo "=== summary (each stage's wall time; all of make test: $((SECONDS / 60))m$(printf '%02d' $((SECONDS % 60)))s)"
 printf '%s\n' "${report[@]}"
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]
