@@ -143,7 +143,7 @@ def _no_module(name):
     """An ansible-core without that module: its import raises ImportError."""
     def remove(monkeypatch):
         monkeypatch.setitem(sys.modules, name, None)
-        parent, _, child = name.rpartition(".")
+        parent, child = name.rsplit(".", 1)
         if parent in sys.modules:
             monkeypatch.delattr(sys.modules[parent], child, raising=False)
     return remove
