@@ -5,17 +5,27 @@ VENV ?= .venv
 export VENV
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test unit sanity lint molecule bench docs lab-start lab-stop clean
+.PHONY: venv demo test unit sanity lint cores molecule bench docs lab-start lab-stop clean
 
 venv: $(STAMP)
 
-# Reinstall when a requirements file changes; the lab is installed editable so `python -m ceops_lab` works.
-$(STAMP): requirements.txt requirements-dev.txt lab/pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e ./lab
+# Virtualenvs are made by scripts/venv.sh, which first installs Debian's python3.X-venv with apt where python3 cannot
+# make one (as root or with passwordless sudo; README.md). The lab is installed editable so `python -m ceops_lab` works.
+
+# What make demo needs, and no more: the collection's runtime requirements, ansible-core as make test tests it, the lab.
+RUNTIME_STAMP := $(VENV)/.runtime-stamp
+$(RUNTIME_STAMP): requirements.txt requirements-dev.txt lab/pyproject.toml
+	PYTHON=$(PYTHON) scripts/venv.sh $(VENV) -r requirements.txt "$$(grep '^ansible-core' requirements-dev.txt)" -e ./lab
 	touch $@
 
-demo: venv
+# The development and test tools on top, within the upper bounds of constraints-dev.txt; AWX's credential types
+# (tests/integration/requirements-awx.txt) without their dependencies.
+$(STAMP): requirements.txt requirements-dev.txt constraints-dev.txt lab/pyproject.toml tests/integration/requirements-awx.txt
+	PYTHON=$(PYTHON) scripts/venv.sh $(VENV) -r requirements-dev.txt -c constraints-dev.txt -e ./lab
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r tests/integration/requirements-awx.txt
+	touch $@
+
+demo: $(RUNTIME_STAMP)
 	scripts/demo.sh
 
 test: venv
@@ -30,17 +40,18 @@ sanity: venv
 lint: venv
 	scripts/test.sh lint
 
+# The other ansible-core releases of meta/runtime.yml's range, each in a venv of its own (scripts/cores.sh).
+cores: venv
+	scripts/test.sh cores
+
 molecule: venv
 	scripts/test.sh molecule
 
-# The fleet benchmark (docs/benchmark.md): make bench ARGS='--tenants 50'. It needs what the collection needs at run time,
-# ansible-core, the lab and matplotlib, not the development tools: on a clean clone it installs only those into the venv
-# (make test adds the rest to the same venv). The ansible-core line is requirements-dev.txt's, so both test one version.
+# The fleet benchmark (docs/benchmark.md): make bench ARGS='--tenants 50'. It needs what make demo needs and matplotlib,
+# not the development tools (make test adds those to the same venv).
 BENCH_STAMP := $(VENV)/.bench-stamp
-$(BENCH_STAMP): requirements.txt requirements-dev.txt bench/requirements.txt lab/pyproject.toml
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r bench/requirements.txt \
-		"$$(grep '^ansible-core' requirements-dev.txt)" -e ./lab
+$(BENCH_STAMP): $(RUNTIME_STAMP) bench/requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	touch $@
 
 bench: $(BENCH_STAMP)
@@ -50,10 +61,10 @@ bench: $(BENCH_STAMP)
 docs: venv
 	scripts/docs.sh
 
-lab-start: venv
+lab-start: $(RUNTIME_STAMP)
 	$(VENV)/bin/python -m ceops_lab start
 
-lab-stop: venv
+lab-stop: $(RUNTIME_STAMP)
 	$(VENV)/bin/python -m ceops_lab stop
 
 clean:

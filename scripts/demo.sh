@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # make demo: start the lab, run the site playbook over the lab fleet twice (the second run must
 # change nothing), print a per-tenant summary, stop the lab.
+# Usage: [VENV=<venv>] [CEOPS_LAB_DIR=<dir>] scripts/demo.sh [ansible-playbook options]
+# (scripts/cores.sh runs it with each ansible-core release's venv and a lab directory of its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV=${VENV:-.venv}
-export PATH="$PWD/$VENV/bin:$PATH"
-export CEOPS_LAB_DIR="$PWD/.lab"
+VENV=$(cd "${VENV:-.venv}" && pwd)
+export PATH="$VENV/bin:$PATH"
+export CEOPS_LAB_DIR=${CEOPS_LAB_DIR:-$PWD/.lab}
 # A private token cache per demo, so the demo shows the token requests a fresh run makes.
 CEOPS_TOKEN_CACHE_DIR=$(mktemp -d)
 export CEOPS_TOKEN_CACHE_DIR ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-1}
@@ -29,10 +31,11 @@ if python -m ceops_lab status --state-dir "$CEOPS_LAB_DIR" >/dev/null 2>&1; then
 fi
 python -m ceops_lab start --state-dir "$CEOPS_LAB_DIR"
 
+playbook_options=("$@")
 run_site() {  # label, log file
   echo
   echo "################ $1 ################"
-  ansible-playbook -i inventories/lab playbooks/site.yml | tee "$2"
+  ansible-playbook -i inventories/lab playbooks/site.yml "${playbook_options[@]}" | tee "$2"
 }
 
 first=$(mktemp)

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# Make sure the Debian packages the test tooling needs are installed.
+# Make sure the Debian packages given as arguments are installed.
 #
-# Usage: scripts/ensure-system-packages.sh [extra-package ...]
-#   e.g. scripts/ensure-system-packages.sh dovecot-imapd
+# Usage: scripts/ensure-system-packages.sh package ...
+#   e.g. scripts/ensure-system-packages.sh dovecot-imapd shellcheck time
 #
-# The `shellcheck` package is always ensured (ansible-test's shellcheck sanity
-# test and scripts/lint.sh are silently weaker without it); further package
-# names may be given as arguments. Idempotent and quiet when everything is already installed.
-# Runs non-interactively (CI=true, no stdin): as root directly, otherwise via
-# `sudo -n` if that works without a password. `apt-get update` runs only when a
-# package has no install candidate or the first install attempt fails
-# (stale package lists).
-# Installing a package never starts its daemon here (a temporary policy-rc.d denies it), and a
-# system Dovecot that dovecot-imapd brings is stopped and disabled: the lab runs its own private
-# Dovecot on 127.0.0.1 only, and nothing of this machine may listen on other interfaces.
+# Who asks for what: make demo asks for dovecot-imapd (the lab's IMAP server), make test also for shellcheck
+# (ansible-test's shellcheck sanity test and scripts/lint.sh are silently weaker without it) and time (GNU time, the
+# benchmark test), and scripts/venv.sh for python3.X-venv where python3 cannot make a virtualenv.
+#
+# Idempotent and quiet when everything is already installed. Runs non-interactively (CI=true, no stdin): as root
+# directly, otherwise via `sudo -n` if that works without a password. `apt-get update` runs only when a package has no
+# install candidate or the first install attempt fails (stale package lists).
+#
+# This machine's own Dovecot is never stopped, restarted or reconfigured: the lab runs a private Dovecot instance of
+# its own (lab/ceops_lab/dovecot.py: its own configuration, 127.0.0.1 and a free port). Installing a package never starts
+# or restarts a daemon here (a temporary policy-rc.d denies it). Where dovecot-imapd brings Dovecot to this machine for
+# the first time, its system service is left disabled, so that no Dovecot listens on this machine's interfaces after a
+# reboot either. Where a Dovecot is already installed without dovecot-imapd, adding it would add IMAP to that service at
+# its next restart: the script stops and says so, and the operator decides.
 set -euo pipefail
 
 log() { printf 'ensure-system-packages: %s\n' "$*" >&2; }
@@ -31,7 +35,7 @@ has_candidate() {
     [ -n "$candidate" ] && [ "$candidate" != "(none)" ]
 }
 
-packages=(shellcheck "$@")
+packages=("$@")
 missing=()
 for pkg in "${packages[@]}"; do
     is_installed "$pkg" || missing+=("$pkg")
@@ -40,6 +44,19 @@ done
 if [ "${#missing[@]}" -eq 0 ]; then
     exit 0
 fi
+
+new_dovecot=false
+for pkg in "${missing[@]}"; do
+    if [ "$pkg" = dovecot-imapd ]; then
+        if is_installed dovecot-core; then
+            log "this machine has a Dovecot of its own (dovecot-core) without dovecot-imapd; installing dovecot-imapd would add" \
+                "IMAP to that service when it next restarts. The lab only needs the binaries (it runs a private instance): install" \
+                "dovecot-imapd yourself if that is fine for this machine's Dovecot, or start the lab with CEOPS_LAB_NO_IMAP=1"
+            exit 1
+        fi
+        new_dovecot=true
+    fi
+done
 
 if ! command -v apt-get >/dev/null 2>&1; then
     log "missing packages (${missing[*]}) and no apt-get on this machine; install them by hand"
@@ -66,12 +83,12 @@ apt_install() {
         apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
 }
 
-# invoke-rc.d asks /usr/sbin/policy-rc.d; exit 101 = "action forbidden", so no daemon starts.
-policy=/usr/sbin/policy-rc.d
+# invoke-rc.d asks /usr/sbin/policy-rc.d; exit 101 = "action forbidden", so no daemon starts or restarts.
+policy=${CEOPS_POLICY_RC_D:-/usr/sbin/policy-rc.d}
 policy_backup=""
 deny_service_starts() {
     if "${as_root[@]}" test -e "$policy"; then
-        policy_backup=$("${as_root[@]}" mktemp /usr/sbin/policy-rc.d.ensure.XXXXXX)
+        policy_backup=$("${as_root[@]}" mktemp "$policy.ensure.XXXXXX")
         "${as_root[@]}" cp -p "$policy" "$policy_backup"
     fi
     printf '#!/bin/sh\n# temporary, from scripts/ensure-system-packages.sh\nexit 101\n' \
@@ -85,16 +102,13 @@ restore_service_starts() {
         "${as_root[@]}" rm -f "$policy"
     fi
 }
-stop_system_dovecot() {
-    is_installed dovecot-core || return 0
-    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-        "${as_root[@]}" systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
-    else
-        "${as_root[@]}" update-rc.d dovecot disable >/dev/null 2>&1 || true
+# The Dovecot this script brought to the machine stays off at boot too (nothing was running: starts were denied).
+keep_new_dovecot_disabled() {
+    if command -v systemctl >/dev/null 2>&1; then
+        "${as_root[@]}" systemctl disable dovecot.service dovecot.socket >/dev/null 2>&1 || true
     fi
-    if [ -s /run/dovecot/master.pid ]; then
-        log "stopping the system Dovecot (the lab runs its own on 127.0.0.1)"
-        "${as_root[@]}" kill "$(cat /run/dovecot/master.pid)" 2>/dev/null || true
+    if command -v update-rc.d >/dev/null 2>&1; then
+        "${as_root[@]}" update-rc.d dovecot disable >/dev/null 2>&1 || true
     fi
 }
 
@@ -119,7 +133,9 @@ if ! apt_install; then
 fi
 restore_service_starts
 trap - EXIT
-stop_system_dovecot
+if [ "$new_dovecot" = true ]; then
+    keep_new_dovecot_disabled
+fi
 
 for pkg in "${missing[@]}"; do
     if ! is_installed "$pkg"; then

@@ -9,4 +9,4 @@ from ansible_collections.ceops.exchange_oauth.plugins.plugin_utils.in_process im
 
 
 class ActionModule(InProcessAction):
-    pass
+    uses_automation_identity = True  # a certificate or a managed identity needs msal

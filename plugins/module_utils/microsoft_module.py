@@ -8,7 +8,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.module_utils.basic import env_fallback
+import os
+
+from ansible.module_utils.basic import AnsibleFallbackNotFound, env_fallback
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ceops_module import CeopsModule
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import CLOUDS, MicrosoftAuth, default_cache_dir
@@ -16,17 +18,31 @@ from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import client_from_params
 
 
+# The Azure SDK's cloud names, as AWX's "Microsoft Azure Resource Manager" credential and azure.azcollection put them in
+# AZURE_CLOUD_ENVIRONMENT. DoD has no name of its own there (it is AzureUSGovernment to Azure): set cloud=usgov_dod.
+AZURE_CLOUD_ENVIRONMENTS = {"azurecloud": "public", "azureusgovernment": "usgov", "azurechinacloud": "china"}
+
+
+def cloud_environment_fallback():
+    """``cloud`` from AZURE_CLOUD_ENVIRONMENT; a name we do not know is passed on for the choices check to refuse."""
+    value = os.environ.get("AZURE_CLOUD_ENVIRONMENT", "").strip()
+    if not value:
+        raise AnsibleFallbackNotFound
+    return AZURE_CLOUD_ENVIRONMENTS.get(value.lower(), value)
+
+
 def microsoft_argument_spec():
-    # Environment variables follow the Azure SDK and are read only when the option is not set,
-    # so module_defaults and task options win over the controller's environment.
+    # Environment variables are read only when the option is not set, so task options and module_defaults win over the
+    # controller's environment. Each takes the Azure SDK's name first, then the one AWX's built-in "Microsoft Azure
+    # Resource Manager" credential injects (AZURE_TENANT, AZURE_SECRET; AZURE_CLIENT_ID is the same in both).
     return dict(
-        tenant_id=dict(type="str", required=False, fallback=(env_fallback, ["AZURE_TENANT_ID"])),
+        tenant_id=dict(type="str", required=False, fallback=(env_fallback, ["AZURE_TENANT_ID", "AZURE_TENANT"])),
         client_id=dict(type="str", fallback=(env_fallback, ["AZURE_CLIENT_ID"])),
-        client_secret=dict(type="str", no_log=True, fallback=(env_fallback, ["AZURE_CLIENT_SECRET"])),
+        client_secret=dict(type="str", no_log=True, fallback=(env_fallback, ["AZURE_CLIENT_SECRET", "AZURE_SECRET"])),
         client_certificate_path=dict(type="path", fallback=(env_fallback, ["AZURE_CLIENT_CERTIFICATE_PATH"])),
         client_certificate_password=dict(type="str", no_log=True, fallback=(env_fallback, ["AZURE_CLIENT_CERTIFICATE_PASSWORD"])),
         managed_identity=dict(type="bool", default=False),
-        cloud=dict(type="str", default="public", choices=sorted(CLOUDS)),
+        cloud=dict(type="str", default="public", choices=sorted(CLOUDS), fallback=(cloud_environment_fallback,)),
         authority_host=dict(type="str", fallback=(env_fallback, ["AZURE_AUTHORITY_HOST"])),
         graph_endpoint=dict(type="str"),
         exchange_endpoint=dict(type="str"),
@@ -69,7 +85,7 @@ class MicrosoftModule(CeopsModule):
                       "so a man in the middle could read the credentials and tokens")
         self._warn_weak_winrm(self.params.get("winrm"))
         if not self.params["tenant_id"]:
-            self.fail_json(msg="tenant_id is required (or set AZURE_TENANT_ID): the Directory (tenant) ID to work in")
+            self.fail_json(msg="tenant_id is required (or set AZURE_TENANT_ID or AZURE_TENANT): the Directory (tenant) ID to work in")
         self.where = "directory %s" % self.params["tenant_id"]
         self._auth = None
         self._graph = None

@@ -368,7 +368,7 @@ class MicrosoftAuth:
         elif not is_guid(self.client_id):
             problems.append("client_id %r is not a GUID: use the Application (client) ID, not the display name" % (self.client_id,))
         if not self.client_secret and not self.client_certificate_path:
-            problems.append("give client_secret or client_certificate_path (or AZURE_CLIENT_SECRET / AZURE_CLIENT_CERTIFICATE_PATH), "
+            problems.append("give client_secret or client_certificate_path (or AZURE_CLIENT_SECRET / AZURE_SECRET / AZURE_CLIENT_CERTIFICATE_PATH), "
                             "or set managed_identity")
         return problems
 

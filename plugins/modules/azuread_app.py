@@ -146,7 +146,7 @@ options:
           - Only read this name's secrets and say in RV(app_secrets.due) whether a new one is due; create and remove nothing.
         type: bool
         default: false
-        version_added: 0.3.0
+        version_added: 0.2.0
   app_secrets:
     description:
       - Several client secrets of the app, each managed by its name as O(app_secret) manages one, in one invocation; for
@@ -196,8 +196,10 @@ options:
             run that decides later which CE tenants get a new secret (the azuread_app_registration role does).
         type: bool
         default: false
-        version_added: 0.3.0
+        version_added: 0.2.0
 notes:
+  - The automation identity needs the Graph application permissions C(Application.ReadWrite.All) (or C(Application.ReadWrite.OwnedBy))
+    and C(AppRoleAssignment.ReadWrite.All), with admin consent.
   - The new secret's value is returned only by the run that created it, in RV(client_secret) (or RV(app_secrets.client_secret)).
     Register the result on a task with C(no_log=true) and hand the value on in memory, as the C(azuread_app_registration) role does.
   - Runs for the same directory may overlap (AWX job slices, two jobs). With O(unique_name) they cannot make two apps (the app is
@@ -289,18 +291,18 @@ found_by:
       O(unique_name)), V(display_name) (found by name alone, without O(unique_name)) - or null when it was created.
   returned: when O(state=present)
   type: str
-  version_added: 0.3.0
+  version_added: 0.2.0
 adopted:
   description: Whether this run adopted an app made by hand (set its unique name).
   returned: when O(state=present) and the app existed
   type: bool
-  version_added: 0.3.0
+  version_added: 0.2.0
 candidates:
   description: When several apps share O(display_name) and none is CE's, each one's C(display_name), C(app_id) and C(created) date.
   returned: on that failure
   type: list
   elements: dict
-  version_added: 0.3.0
+  version_added: 0.2.0
 exchange_permissions:
   description: Exchange Online application permissions requested by the app (O(exchange_permissions) and those retained).
   returned: when O(state=present)
@@ -351,7 +353,7 @@ app_secrets:
     due:
       description: Why a new secret of that name is due (none exists, the newest expires soon, a rotation was asked for), or null.
       type: str
-      version_added: 0.3.0
+      version_added: 0.2.0
     client_secret:
       description: The value of the secret this run created. Shown only here, once.
       type: str

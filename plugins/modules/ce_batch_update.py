@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: ce_batch_update
 short_description: Apply a CE deployment's pending configuration with a batch update, when there is any
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Does the last step of the runbook's CE part (Server Updates > batch update), idempotently. Changes made in the Portal, by
     hand or by the other ce_* modules, reach the mail servers only after a successful batch update.

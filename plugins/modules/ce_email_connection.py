@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: ce_email_connection
 short_description: Manage a CE tenant's email connection and whether it uses OAuth
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Does the CE tenant administrator's second step of the runbook "Accessing Microsoft Exchange Online Mailboxes Using OAuth",
     idempotently (Email Infrastructure > Email Connections in the Portal, its OAuth Setting tab and "Use OAuth to receive emails").
@@ -59,7 +59,6 @@ options:
       - The inbound (IMAP) host by which a gateway made by hand under another name than O(gateway) is recognised.
     type: str
     default: outlook.office365.com
-    version_added: 0.3.0
   oauth_settings:
     description:
       - Name of the tenant's OAuth settings the connection uses (see M(ceops.exchange_oauth.ce_oauth_settings)).

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: ce_email_gateway
 short_description: Manage a CE deployment's Exchange Online email gateway
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Does the CE deployment administrator's step of the runbook "Accessing Microsoft Exchange Online Mailboxes Using OAuth",
     idempotently (Email Infrastructure > Email Gateways in the Portal).
@@ -45,7 +45,6 @@ options:
         deployment that must be upgraded first.
     type: bool
     default: false
-    version_added: 0.3.0
   description:
     description:
       - Description shown in the Portal. When not set, the gateway's current description is kept.

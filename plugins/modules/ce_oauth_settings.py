@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: ce_oauth_settings
 short_description: Manage a CE tenant's OAuth settings for Exchange Online
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Does the CE tenant administrator's first step of the runbook "Accessing Microsoft Exchange Online Mailboxes Using OAuth",
     idempotently (Email Infrastructure > OAuth Settings in the Portal).
@@ -53,13 +53,11 @@ options:
       - When no gateway has that name, the one gateway whose inbound host is O(gateway_inbound_host) is taken (as
         M(ceops.exchange_oauth.ce_email_connection) does).
     type: str
-    version_added: 0.3.0
   gateway_inbound_host:
     description:
       - The inbound (IMAP) host by which a gateway made by hand under another name than O(gateway) is recognised.
     type: str
     default: outlook.office365.com
-    version_added: 0.3.0
   client_id:
     description:
       - Application (client) ID of CE's app registration (RV(ceops.exchange_oauth.azuread_app#module:app_id)).
@@ -91,7 +89,6 @@ options:
         C(startDateTime) of the newest secret of its name, RV(ceops.exchange_oauth.azuread_app#module:app_secrets.start_date_time)).
         Unknown (omitted), the settings are taken not to hold it.
     type: str
-    version_added: 0.3.0
   scopes:
     description:
       - Scopes CE requests tokens for.
@@ -175,7 +172,6 @@ adopted:
   description: True when no settings had O(name) and the settings of the tenant's email connection on O(gateway), made by hand, were taken.
   returned: when O(gateway) is given and they were looked for
   type: bool
-  version_added: 0.3.0
 oauth_settings:
   description: The settings as the Portal holds them (as they would be, in check mode; then C(id) is null for new ones). No secret.
   returned: when O(state=present)
@@ -216,24 +212,20 @@ client_secret_held:
       check mode) - this task sent it, or they got it at or after O(client_secret_start).
   returned: with O(update_secret=when_not_held)
   type: bool
-  version_added: 0.3.0
 client_secret_needed:
   description: With O(update_secret=when_not_held), true when the settings need a secret and O(client_secret) was not given.
   returned: in that case
   type: bool
-  version_added: 0.3.0
 client_secret_needed_reason:
   description: Why the settings need a secret (they do not exist, hold none, name another app, or got theirs before the current one was made).
   returned: when RV(client_secret_needed) is returned
   type: str
-  version_added: 0.3.0
 client_secret_superseded:
   description:
     - True when O(client_secret) was given but the settings got a secret after it was made, from someone else (another run);
       the given secret is not the one CE holds; it was not sent.
   returned: in that case
   type: bool
-  version_added: 0.3.0
 client_secret_required:
   description:
     - True when the task failed only because the OAuth settings must be created and no O(client_secret) was given

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: exo_mailbox_permission
 short_description: Give CE's service principal FullAccess on a list of Exchange Online mailboxes
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Does the runbook's C(Add-MailboxPermission -AccessRights FullAccess) step for a whole list of mailboxes in one task,
     idempotently, and reports per mailbox what was added, removed, unchanged or failed.

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: exo_service_principal
 short_description: Register CE's app as a service principal in Exchange Online
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Does the runbook's C(New-ServicePrincipal) step idempotently. Exchange Online only lets an app act on mailboxes
     (C(Add-MailboxPermission -User)) after its Entra service principal is registered in Exchange.
@@ -122,7 +122,6 @@ replaced_object_id:
   description: The object id the app's Exchange service principal had before this run repaired it (or would, in check mode).
   returned: when it was registered with another object id
   type: str
-  version_added: 0.3.0
 actions:
   description: What was done, or would be done in check mode, in order.
   returned: always

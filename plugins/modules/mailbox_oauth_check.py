@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: mailbox_oauth_check
 short_description: Prove that CE can log in to its Exchange Online mailboxes with OAuth (IMAP, and SMTP)
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Does what CE does after its batch update, with exactly CE's OAuth settings (client id, client secret, token endpoint URL,
     scope). Gets a client-credentials token, then logs in to each mailbox in O(mailboxes) over IMAP with C(AUTHENTICATE XOAUTH2)
@@ -41,7 +41,7 @@ options:
       - The Microsoft directory that holds CE's app registration and the mailboxes, as its Directory (tenant) ID or a verified domain.
       - Without O(token_endpoint_url), the token is requested from this directory, as in the token endpoint URL the runbook puts
         into CE.
-      - If not set, the environment variable E(AZURE_TENANT_ID) is used.
+      - If not set, the environment variable E(AZURE_TENANT_ID) is used, else E(AZURE_TENANT).
   client_id:
     description:
       - The client id in CE's OAuth settings, the Application (client) ID of CE's app (RV(ceops.exchange_oauth.azuread_app#module:app_id)).
@@ -165,14 +165,12 @@ options:
       - V(0) makes every login once.
     type: int
     default: 3
-    version_added: 0.2.0
   login_retry_delay:
     description:
       - Seconds to wait before the first new login; each further one waits twice as long (with random jitter, at most 10 seconds).
       - With the defaults a login that stays temporary costs about 3.5 to 7 seconds more.
     type: float
     default: 1.0
-    version_added: 0.2.0
   fail_on_error:
     description:
       - Fail the task, after checking every mailbox, when any login failed. The message names each failed mailbox with the server's
@@ -192,9 +190,8 @@ options:
       - PEM file of the CA certificates to trust for the IMAP and SMTP servers, when they differ from O(ca_path).
     type: path
 notes:
-  - The notes about the automation identity's Graph permissions do not apply to this module; it uses CE's app, which needs
-    C(IMAP.AccessAsApp) (and C(SMTP.SendAsApp) for O(smtp)) with admin consent, its service principal registered in Exchange Online,
-    and C(FullAccess) on every mailbox.
+  - This module signs in as CE's app, never as the automation identity. CE's app needs C(IMAP.AccessAsApp) (and C(SMTP.SendAsApp)
+    for O(smtp)) with admin consent, its service principal registered in Exchange Online, and C(FullAccess) on every mailbox.
   - Exchange Online refuses every failed XOAUTH2 login with the same text (C(AUTHENTICATE failed.) over IMAP, C(535 5.7.3) over SMTP),
     so the cause given for a valid token with the right role lists the candidates rather than one.
 seealso:

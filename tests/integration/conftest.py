@@ -8,14 +8,7 @@ import importlib
 import json
 
 import pytest
-from ansible.module_utils.common import warnings as module_warnings
-from ansible.module_utils.testing import patch_module_args
-
-
-def forget_warnings():
-    """ansible-core keeps warnings process-global: without this they leak from one in-process run into the next."""
-    module_warnings._global_warnings.clear()  # pylint: disable=protected-access
-    module_warnings._global_deprecations.clear()  # pylint: disable=protected-access
+from ansible_collections.ceops.exchange_oauth.tests.unit.core_compat import forget_warnings, patch_module_args
 
 
 class ModuleRunner:

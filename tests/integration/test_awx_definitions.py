@@ -171,3 +171,16 @@ def test_awx_configure_passes_syntax_check_and_its_options_are_awx_awx_options(a
     job_type = docs["awx.awx.job_template"]["job_type"]["choices"]
     assert all(t["job_type"] in job_type for t in JOB_TEMPLATES)
     assert all(t["kind"] in docs["awx.awx.credential_type"]["kind"]["choices"] for t in CREDENTIAL_TYPES)
+
+
+def test_collections_requirements_declare_the_awx_awx_release_the_configure_playbook_is_checked_against(awx_collection):
+    """AWX installs a project's collections/requirements.yml at sync: it must name awx.awx, in a range that holds the
+    release whose documentation the test above checks awx_configure.yml's options against."""
+    from ansible.utils.version import SemanticVersion  # pylint: disable=import-outside-toplevel
+    with open(os.path.join(REPO, "collections", "requirements.yml")) as handle:
+        (awx,) = [c for c in yaml.safe_load(handle)["collections"] if c["name"] == "awx.awx"]
+    with open(os.path.join(awx_collection, "ansible_collections", "awx", "awx", "MANIFEST.json")) as handle:
+        checked = SemanticVersion(json.load(handle)["collection_info"]["version"])
+    for condition in awx["version"].split(","):
+        operator, bound = re.match(r"\s*(>=|<)\s*(\S+)", condition).groups()
+        assert checked >= SemanticVersion(bound) if operator == ">=" else checked < SemanticVersion(bound), (checked, condition)

@@ -25,6 +25,13 @@ import threading
 import ansible_runner
 import pytest
 import yaml
+# AWX's own definition of its built-in "Microsoft Azure Resource Manager" credential type and its injector, from
+# awx-plugins-core (tests/integration/requirements-awx.txt), where AWX keeps its managed credential types: ansible/awx,
+# awx/main/models/credential.py, CredentialType.inject_credential calls awx_plugins.credentials.injectors.<namespace>
+# for a managed type; ansible/awx-plugins, src/awx_plugins/credentials/plugins.py (ManagedCredentialType namespace
+# 'azure_rm': its inputs) and src/awx_plugins/credentials/injectors.py (azure_rm: what it puts in the job's environment).
+from awx_plugins.credentials import injectors as awx_injectors
+from awx_plugins.credentials import plugins as awx_credential_types
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from test_site_fleet import DEPLOYMENTS, DIRECTORIES, TENANTS, directory_mailboxes
@@ -77,6 +84,37 @@ def inject(credential_type, inputs, env_dir):
     return env
 
 
+class AwxCredential:
+    """A credential as AWX's injectors see it: the two methods of AWX's Credential model they call
+    (awx/main/models/credential.py, get_input and has_input), over plain inputs checked against the type."""
+
+    def __init__(self, credential_type, inputs):
+        fields = dict((f["id"], f) for f in credential_type.inputs["fields"])
+        assert set(inputs) <= set(fields), set(inputs) - set(fields)
+        assert set(credential_type.inputs.get("required", [])) <= set(inputs)
+        self.inputs = inputs
+
+    def get_input(self, field_name, **kwargs):
+        if field_name in self.inputs:
+            return self.inputs[field_name]
+        if "default" in kwargs:
+            return kwargs["default"]
+        raise AttributeError(field_name)
+
+    def has_input(self, field_name):
+        return self.inputs.get(field_name) not in ("", None)
+
+
+def inject_builtin(namespace, inputs, env_dir):
+    """What AWX does with a credential of one of its built-in types that has a Python injector (inject_credential): the
+    injector of that namespace fills the job's environment. Returns the job's environment entries."""
+    credential_type = getattr(awx_credential_types, namespace)
+    assert credential_type.managed and not credential_type.injectors  # so AWX calls the Python injector
+    env = {}
+    getattr(awx_injectors, namespace)(AwxCredential(credential_type, inputs), env, env_dir)
+    return env
+
+
 def awx_inventory(lab, hosts, host_vars=None):
     """The lab fleet as an AWX inventory holds it (literal values, no secrets), with only `hosts` in it: what a slice
     job sees. Group variables stay: AWX keeps every group and its variables in a slice."""
@@ -123,8 +161,10 @@ def secrets_of(lab):
             ce["emea"]["admin_token"], ce["us"]["admin_token"]]
 
 
-def prepare_job(lab, base, job_id, hosts, extravars=None, job_credentials=None, host_vars=None):
-    """A private data directory as AWX writes it for one job (or one slice job) of the site job template."""
+def prepare_job(lab, base, job_id, hosts, extravars=None, job_credentials=None, host_vars=None, builtin_credentials=()):
+    """A private data directory as AWX writes it for one job (or one slice job) of the site job template: with the
+    collection's credential types (`job_credentials`, by default those of credentials(lab)) and AWX's built-in ones
+    (`builtin_credentials`: (namespace, inputs) pairs)."""
     job = os.path.join(str(base), "job-%d" % job_id)
     for sub in ("env", "inventory"):
         os.makedirs(os.path.join(job, sub))
@@ -136,8 +176,10 @@ def prepare_job(lab, base, job_id, hosts, extravars=None, job_credentials=None, 
                # The collection as the project's execution environment has it (root conftest.py's symlink tree).
                "ANSIBLE_COLLECTIONS_PATH": os.environ["ANSIBLE_COLLECTIONS_PATH"],
                "CEOPS_TOKEN_CACHE_DIR": os.path.join(job, "tokens"), "ANSIBLE_NOCOLOR": "1"}
-    for type_name, inputs in job_credentials or credentials(lab):
+    for type_name, inputs in credentials(lab) if job_credentials is None else job_credentials:
         envvars.update(inject(types[type_name], inputs, os.path.join(job, "env")))
+    for namespace, inputs in builtin_credentials:
+        envvars.update(inject_builtin(namespace, inputs, os.path.join(job, "env")))
     with open(os.path.join(job, "env", "envvars"), "w") as handle:
         yaml.safe_dump(envvars, handle)
     with open(os.path.join(job, "env", "extravars"), "w") as handle:
@@ -147,13 +189,13 @@ def prepare_job(lab, base, job_id, hosts, extravars=None, job_credentials=None, 
     return job
 
 
-def run_job(job, playbook="playbooks/site.yml", cmdline=None):
-    return ansible_runner.run(private_data_dir=job, playbook=playbook, ident="1", forks=10, quiet=True, cmdline=cmdline)
+def run_job(job, playbook="playbooks/site.yml", cmdline=None, ident="1"):
+    return ansible_runner.run(private_data_dir=job, playbook=playbook, ident=ident, forks=10, quiet=True, cmdline=cmdline)
 
 
-def events(job):
+def events(job, ident="1"):
     found = []
-    for path in glob.glob(os.path.join(job, "artifacts", "1", "job_events", "*.json")):
+    for path in glob.glob(os.path.join(job, "artifacts", ident, "job_events", "*.json")):
         with open(path) as handle:
             found.append(json.load(handle))
     return sorted(found, key=lambda e: e["counter"])
@@ -379,3 +421,68 @@ def test_a_slice_without_the_directorys_sending_ce_tenant_keeps_its_send_permiss
         runner = run_job(job, playbook="playbooks/azuread.yml")
         assert runner.rc == 0, "".join(e.get("stdout", "") for e in events(job))[-3000:]
         assert may_send(), "after the slice of %s" % hosts
+
+
+# A job with only AWX's built-in Azure credential: the directory's automation identity as AWX injects it.
+CHECK_APP = """
+- name: The app of the directory AWX's Azure credential names, its tenant, client and secret all from the credential
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Check the app (no tenant_id, client_id or client_secret here)
+      ceops.exchange_oauth.azuread_app:
+        display_name: CE Email
+        unique_name: ce-email
+        exchange_permissions: [IMAP.AccessAsApp, POP.AccessAsApp]
+        retain_exchange_permissions: [SMTP.SendAsApp]
+        authority_host: {authority_host}
+        graph_endpoint: {graph_endpoint}
+        ca_path: {ca_path}
+      register: app
+    - name: Show what the module saw
+      ansible.builtin.debug:
+        msg: "{{{{ app.tenant_id }}}} {{{{ app.app_id }}}} changed={{{{ app.changed }}}}"
+"""
+
+
+def test_awx_builtin_azure_credential_runs_the_azure_ad_part_and_the_modules(lab, tmp_path):
+    """AWX's built-in "Microsoft Azure Resource Manager" credential alone (AZURE_CLIENT_ID, AZURE_SECRET, AZURE_TENANT,
+    AZURE_CLOUD_ENVIRONMENT, AZURE_SUBSCRIPTION_ID as its injector sets them): playbooks/azuread.yml registers the app in
+    that directory with the credential's identity, and a module given no credentials takes tenant, client and secret from
+    it (AWX's names; the Azure SDK's AZURE_TENANT_ID and AZURE_CLIENT_SECRET are not set)."""
+    lab.reset()
+    contoso = lab.vars["lab_directories"]["contoso"]
+    hosts = sorted(h for h, t in TENANTS.items() if t["ms_tenant_id"] == DIRECTORIES["contoso"])
+    inputs = {"subscription": "00000000-0000-0000-0000-000000000000",  # required by AWX's form, unused by the collection
+              "client": contoso["automation_client_id"], "secret": contoso["automation_client_secret"],
+              "tenant": contoso["tenant_id"], "cloud_environment": "AzureCloud"}
+    job = prepare_job(lab, tmp_path, 50, hosts, job_credentials=(), builtin_credentials=[("azure_rm", inputs)])
+    with open(os.path.join(job, "env", "envvars")) as handle:
+        envvars = yaml.safe_load(handle)
+    assert envvars["AZURE_TENANT"] == contoso["tenant_id"] and envvars["AZURE_SECRET"] == contoso["automation_client_secret"]
+    assert not set(envvars) & {"AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "CEOPS_MS_CREDENTIALS_FILE"}
+
+    runner = run_job(job, playbook="playbooks/azuread.yml")
+    job_events = events(job)
+    assert (runner.rc, runner.status) == (0, "successful"), "".join(e.get("stdout", "") for e in job_events)[-4000:]
+    # No CE Ops credential: the play that reads them matches no host (only AWX's built-in one was given).
+    assert set(host_results(job_events)) == set(hosts)
+    (app,) = [a for a in lab.directory_state("contoso")["applications"] if a["displayName"] != "ceops automation"]
+    assert sorted(p["displayName"] for p in app["passwordCredentials"]) == sorted("CE mailbox access (%s)" % h for h in hosts)
+    # Every token was the credential's identity's, in its directory.
+    tokens = lab.counters()["tokens"]
+    assert tokens and all(key.split("|")[:2] == [contoso["tenant_id"], contoso["automation_client_id"]] for key in tokens), tokens
+
+    playbook = tmp_path / "check_app.yml"
+    playbook.write_text(CHECK_APP.format(authority_host=lab.vars["lab_authority_host"], graph_endpoint=lab.vars["lab_graph_endpoint"],
+                                         ca_path=lab.vars["lab_ca_path"]))
+    runner = run_job(job, playbook=str(playbook), ident="2")
+    job_events = events(job, "2")
+    assert (runner.rc, runner.status) == (0, "successful"), "".join(e.get("stdout", "") for e in job_events)[-4000:]
+    shown = next(e["event_data"]["res"]["msg"] for e in job_events if e["event"] == "runner_on_ok"
+                 and e["event_data"].get("task") == "Show what the module saw")
+    assert shown == "%s %s changed=False" % (contoso["tenant_id"], app["appId"])
+    for ident in ("1", "2"):
+        for event in events(job, ident):
+            assert contoso["automation_client_secret"] not in json.dumps(event)

@@ -13,7 +13,7 @@ import json
 import multiprocessing
 import sys
 
-from ansible.module_utils.testing import patch_module_args
+from ansible_collections.ceops.exchange_oauth.tests.unit.core_compat import patch_module_args
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import graph as graph_module
 from ansible_collections.ceops.exchange_oauth.plugins.modules import azuread_app

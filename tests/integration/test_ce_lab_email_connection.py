@@ -5,15 +5,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import pytest
+from ansible_collections.ceops.exchange_oauth.tests.unit.core_compat import warnings_of
 
 from test_ce_support import (CLIENT_ID, TENANT_ID, HandEdits, ce_args, connection_named, deployment, gateway_named,  # noqa: F401
                              settings_named, writes)  # pylint: disable=unused-import
 
 SECRET = "lab-secret~connection-0123456789"
-
-
-def warnings_of(result):
-    return [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
 
 
 def prepare(lab, run_module, deployment_name="emea", tenant="acme", gateway=True):

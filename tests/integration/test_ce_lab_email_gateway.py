@@ -5,6 +5,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import pytest
+from ansible_collections.ceops.exchange_oauth.tests.unit.core_compat import warnings_of
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_portal import CePortal
 
@@ -12,10 +13,6 @@ from test_ce_support import (HandEdits, ce_args, contract_error, deployment, gat
                              writes)
 
 EXO = {"name": "Exchange Online"}
-
-
-def warnings_of(result):
-    return [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
 
 
 def test_create_then_rerun_changes_nothing(fresh_lab, run_module):

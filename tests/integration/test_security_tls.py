@@ -11,15 +11,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import pytest
+from ansible_collections.ceops.exchange_oauth.tests.unit.core_compat import warnings_of
 
 from test_ce_support import ce_args
 from test_security_bad_input import automation, check_args, ms, winrm
 
 SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
-
-
-def warnings_of(result):
-    return [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
 
 
 def requests_to(lab, service):

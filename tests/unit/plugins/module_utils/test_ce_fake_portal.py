@@ -19,8 +19,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 import requests
 import yaml
-from ansible.module_utils.common import warnings as module_warnings
-from ansible.module_utils.testing import patch_module_args
+from ansible_collections.ceops.exchange_oauth.tests.unit.core_compat import forget_warnings, patch_module_args, warnings_of  # noqa: F401  pylint: disable=unused-import
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import ce_module, ce_portal
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, Transport
@@ -373,17 +372,6 @@ class FakePortal:
 def _below_api(regex):
     """A path regex of the log (below /api/v1) as one for the Portal's full path (/emea/api/v1/...)."""
     return "^/%s/api/v1" % DEPLOYMENT + regex[1:] if regex.startswith("^") else regex
-
-
-def warnings_of(result):
-    """Warning texts of a module result (ansible-core 2.19 returns them as structured events)."""
-    return [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
-
-
-def forget_warnings():
-    """Warnings are process-global in ansible-core: without this they leak from one in-process module run into the next."""
-    module_warnings._global_warnings.clear()  # pylint: disable=protected-access
-    module_warnings._global_deprecations.clear()  # pylint: disable=protected-access
 
 
 class ModuleRunner:

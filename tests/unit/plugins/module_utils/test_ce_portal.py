@@ -4,12 +4,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+import sys
+
 import pytest
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import ce_portal
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 
-from test_ce_fake_portal import DEPLOYMENT_TOKEN, FakePortal, FakeResponse
+# ansible-test units imports test files by their collection name, not with their folder on sys.path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_ce_fake_portal import DEPLOYMENT_TOKEN, FakePortal, FakeResponse  # noqa: E402  pylint: disable=wrong-import-position
 
 
 @pytest.fixture

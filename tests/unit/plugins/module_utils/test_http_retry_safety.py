@@ -5,11 +5,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+import sys
+
 import pytest
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import _http as http
 
-from test_http import FakeResponse, transport
+# ansible-test units imports test files by their collection name, not with their folder on sys.path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_http import FakeResponse, transport  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def answered(status, method):

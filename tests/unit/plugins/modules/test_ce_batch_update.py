@@ -10,7 +10,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-from test_ce_fake_portal import FakePortal, ModuleRunner  # noqa: E402  pylint: disable=wrong-import-position
+from test_ce_fake_portal import FakePortal, ModuleRunner, warnings_of  # noqa: E402  pylint: disable=wrong-import-position
 
 FAST = {"poll_interval": 1, "wait_timeout": 60}
 
@@ -125,4 +125,4 @@ def test_someone_else_starting_updates_again_and_again_ends_with_a_warning_not_a
     portal.hooks.extend([("POST", "^/server-updates$", someone_starts_one_and_changes_more)] * 3)
     result = run("ce_batch_update", FAST)
     assert result["changed"] is False and len(result["coalesced_with"]) == 3 and result["pending"] is True
-    assert any("still pending after 3 batch updates started elsewhere" in w["event"]["msg"] for w in result["warnings"])
+    assert any("still pending after 3 batch updates started elsewhere" in w for w in warnings_of(result))

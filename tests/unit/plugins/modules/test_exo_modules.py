@@ -10,7 +10,7 @@ import os
 import sys
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from ansible_collections.ceops.exchange_oauth.tests.unit.core_compat import patch_module_args
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import microsoft_module
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import ExchangeClient

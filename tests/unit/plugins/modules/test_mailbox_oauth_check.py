@@ -9,8 +9,7 @@ import os
 import sys
 
 import pytest
-from ansible.module_utils.common import warnings as ansible_warnings
-from ansible.module_utils.testing import patch_module_args
+from ansible_collections.ceops.exchange_oauth.tests.unit.core_compat import forget_warnings, patch_module_args, warnings_of
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import mailbox_check, msauth
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
@@ -88,8 +87,7 @@ def run(capsys, tmp_path, monkeypatch):
         full = dict(args, _ansible_check_mode=check_mode, _ansible_diff=False)
         full.setdefault("token_cache_dir", str(tmp_path / "tokens"))
         capsys.readouterr()
-        # Warnings are process-global in ansible-core 2.19; each module run here must start without the last one's.
-        monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
+        forget_warnings()  # each module run here starts without the last one's warnings
         with patch_module_args(full):
             with pytest.raises(SystemExit):
                 mailbox_oauth_check.main()
@@ -98,11 +96,6 @@ def run(capsys, tmp_path, monkeypatch):
         result["_raw"] = out
         return result
     return runner
-
-
-def warnings_of(result):
-    # ansible-core 2.19 returns warnings as WarningSummary objects
-    return [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
 
 
 def args(servers, tls, **kwargs):
