@@ -1,14 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, CE Ops automation team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The fleet's decisions as filters for the collection's roles and playbooks (docs/fleet.md).
+"""The fleet's decisions as one filter for the collection's roles and playbooks (docs/fleet.md):
+``value | ceops.exchange_oauth.fleet('<rule>', ...)``.
 
-Each filter passes plain data to a rule in plugins/plugin_utils/fleet.py, which is where the rule is written and
-tested. ``fleet_members`` is the one place that reads other hosts' variables: it turns CE tenants into the plain
-views every other filter takes.
+Each rule passes plain data to a function in plugins/plugin_utils/fleet.py, which is where the rule is written and
+tested. ``members`` is the one place that reads other hosts' variables: it turns CE tenants into the plain views every
+other rule takes.
 """
 
 from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
 
 from ansible_collections.ceops.exchange_oauth.plugins.plugin_utils import fleet
 
@@ -89,30 +92,43 @@ def fleet_retire(views, grace_hours=None):
     return entries
 
 
+# The rules the roles and playbooks call, by name: ``value | ceops.exchange_oauth.fleet('<rule>', ...)``.
+RULES = {
+    "members": fleet_members,
+    "elect": fleet.elect,
+    "unit_hosts": fleet_unit_hosts,
+    "alive": fleet.alive,
+    "secret_reports": fleet.secret_report_entries,
+    "exchange_permissions": fleet.exchange_permissions,
+    "app_handoff": fleet.app_handoff,
+    "secrets_to_make": fleet.secrets_to_make,
+    "secret_entries": fleet.azuread_secret_entries,
+    "secret_handoff": fleet.secret_handoff,
+    "mailboxes": fleet.unit_mailboxes,
+    "exchange_handoff": fleet.exchange_handoff,
+    "gateway_handoff": fleet.gateway_handoff,
+    "deployment_changed": fleet.deployment_changed,
+    "ce_result": fleet.ce_result,
+    "settings_name": fleet.settings_name,
+    "secret_unavailable": fleet.secret_unavailable,
+    "batch_handoff": fleet.batch_handoff,
+    "proof_secret": fleet_proof_secret,
+    "retire": fleet_retire,
+    "summary": fleet.summary,
+    "secret_report": fleet.secret_report,
+    "failure": fleet.failure,
+}
+
+
+def fleet_rule(value, rule, *args, **kwargs):
+    """``value | ceops.exchange_oauth.fleet('<rule>', ...)``: the fleet rule of that name applied to ``value``."""
+    try:
+        apply = RULES[rule]
+    except (KeyError, TypeError):
+        raise AnsibleFilterError("ceops.exchange_oauth.fleet: no rule %r; the rules are %s" % (rule, ", ".join(sorted(RULES))))
+    return apply(value, *args, **kwargs)
+
+
 class FilterModule:
     def filters(self):
-        return {
-            "fleet_members": fleet_members,
-            "fleet_elect": fleet.elect,
-            "fleet_unit_hosts": fleet_unit_hosts,
-            "fleet_alive": fleet.alive,
-            "fleet_secret_reports": fleet.secret_report_entries,
-            "fleet_exchange_permissions": fleet.exchange_permissions,
-            "fleet_app_handoff": fleet.app_handoff,
-            "fleet_secrets_to_make": fleet.secrets_to_make,
-            "fleet_secret_entries": fleet.azuread_secret_entries,
-            "fleet_secret_handoff": fleet.secret_handoff,
-            "fleet_mailboxes": fleet.unit_mailboxes,
-            "fleet_exchange_handoff": fleet.exchange_handoff,
-            "fleet_gateway_handoff": fleet.gateway_handoff,
-            "fleet_deployment_changed": fleet.deployment_changed,
-            "fleet_ce_result": fleet.ce_result,
-            "fleet_settings_name": fleet.settings_name,
-            "fleet_secret_unavailable": fleet.secret_unavailable,
-            "fleet_batch_handoff": fleet.batch_handoff,
-            "fleet_proof_secret": fleet_proof_secret,
-            "fleet_retire": fleet_retire,
-            "fleet_summary": fleet.summary,
-            "fleet_secret_report": fleet.secret_report,
-            "fleet_failure": fleet.failure,
-        }
+        return {"fleet": fleet_rule}

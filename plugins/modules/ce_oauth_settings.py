@@ -46,8 +46,8 @@ options:
   gateway:
     description:
       - Name of the deployment's Exchange Online email gateway (see M(ceops.exchange_oauth.ce_email_gateway)). When given and the
-        tenant has no settings named O(name), the settings that the tenant's one email connection on that gateway uses are adopted:
-        the runbook's CE tenant administrator made them by hand under a name of their own. They keep their name, and are switched
+        tenant has no settings named O(name), the settings that the tenant's one email connection on that gateway uses are adopted,
+        as the runbook's CE tenant administrator made them by hand under a name of their own. They keep their name, and are switched
         to O(client_id) only in one write that carries a secret of it (see O(update_secret)). Settings no such connection uses are
         never changed.
       - When no gateway has that name, the one gateway whose inbound host is O(gateway_inbound_host) is taken (as
