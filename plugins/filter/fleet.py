@@ -77,6 +77,14 @@ def fleet_unit_hosts(hosts, hostvars, unit):
     return members
 
 
+def fleet_unit_members(leads, hostvars, unit="ceops_app_unit"):
+    """The CE tenants of the units the hosts ``leads`` stand for (their ``ceops_app_unit`` or ``ceops_deployment_unit``)."""
+    members = []
+    for lead in leads or []:
+        members.extend((_get(hostvars[lead], unit, {}) or {}).get("members") or [])
+    return members
+
+
 def fleet_proof_secret(ce_result, app, given=None, ce_part_ran=True):
     secret, reason = fleet.proof_secret(ce_result, app, given, ce_part_ran)
     return {"secret": secret or "", "reason": reason}
@@ -97,6 +105,9 @@ RULES = {
     "members": fleet_members,
     "elect": fleet.elect,
     "unit_hosts": fleet_unit_hosts,
+    "unit_members": fleet_unit_members,
+    "new_secret_hosts": fleet.new_secret_hosts,
+    "failed_hosts": fleet.failed_hosts,
     "alive": fleet.alive,
     "secret_reports": fleet.secret_report_entries,
     "exchange_permissions": fleet.exchange_permissions,

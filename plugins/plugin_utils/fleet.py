@@ -49,7 +49,15 @@ def utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def failure(part, message, task=None):
+def failure(part, message, task=None, view=None):
+    """One recorded failure of a CE tenant. ``message`` is the message, or the failed task's result (a rescue's
+    ansible_failed_result): CE's settings needing a secret the run cannot make (``client_secret_required``) get the message
+    that says how to get one, for the CE tenant ``view``."""
+    if isinstance(message, dict):
+        result = message
+        message = result.get("msg")
+        if result.get("client_secret_required") and view:
+            message = secret_unavailable(view, (result.get("oauth_settings") or {}).get("name"))
     return {"part": part, "task": task or "", "message": str(message or "failed without a message")}
 
 
@@ -365,18 +373,26 @@ def ce_result(settings, delivery=None, connection=None, gateway=None, batch_upda
     }
 
 
-def secret_unavailable(view, settings_name_configured):
-    """The failure of a CE tenant whose OAuth settings need a client secret of CE's app when the run cannot make one (no
-    Microsoft credentials for its directory, so it did not read the app either) and none came from Ansible Vault."""
-    settings = view.get("settings") or {}
-    record = settings.get("oauth_settings") or {}
-    why = "to be created" if not record else "the Portal says they hold none"
-    return ("CE tenant %s: OAuth settings '%s' need a client secret of CE's app (%s), and this run cannot make one: it has no "
-            "Microsoft credentials for directory %s (ms_credentials or AZURE_*). A secret made for this CE tenant ('%s') by an "
-            "earlier run that ended before CE got it cannot be read again (Entra shows a value once). Run playbooks/site.yml (or "
-            "ce.yml with ms_credentials for that directory): it makes a new secret for this CE tenant and gives it to CE. Or pass "
-            "the secret's value from Ansible Vault as ce_email_oauth_client_secret." % (
-                view["host"], record.get("name") or settings_name_configured, why, view.get("tenant_id"), view.get("secret_name")))
+def secret_unavailable(view, settings_name=None):
+    """The failure of a CE tenant whose OAuth settings must be created with a client secret of CE's app when the run cannot
+    make one (no Microsoft credentials for its directory, so it did not read the app either) and none came from Ansible
+    Vault."""
+    return ("CE tenant %s: its OAuth settings%s need a client secret of CE's app to be created, and this run cannot make one: it "
+            "has no Microsoft credentials for directory %s (ms_credentials or AZURE_*). A secret made for this CE tenant ('%s') by "
+            "an earlier run that ended before CE got it cannot be read again (Entra shows a value once). Run playbooks/site.yml "
+            "(or ce.yml with ms_credentials for that directory): it makes a new secret for this CE tenant and gives it to CE. Or "
+            "pass the secret's value from Ansible Vault as ce_email_oauth_client_secret." % (
+                view["host"], " '%s'" % settings_name if settings_name else "", view.get("tenant_id"), view.get("secret_name")))
+
+
+def new_secret_hosts(views):
+    """The CE tenants that got a new client secret in this run (its value is in their app fact): those whose CE it goes to."""
+    return [v["host"] for v in alive(views) if (v.get("app") or {}).get("client_secret")]
+
+
+def failed_hosts(summary_result):
+    """The CE tenants the summary failed, for the play that fails them."""
+    return sorted((summary_result or {}).get("failed_hosts") or {})
 
 
 def settings_name(configured, settings=None, delivery=None):

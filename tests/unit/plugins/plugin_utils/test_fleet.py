@@ -336,3 +336,27 @@ def test_the_connection_uses_the_settings_the_ce_part_found_or_wrote():
     # Nothing found yet (a plan before they exist, or a part that did not run): the configured name.
     assert fleet.settings_name("Exchange Online OAuth", {"changed": True, "oauth_settings": None}) == "Exchange Online OAuth"
     assert fleet.settings_name("Exchange Online OAuth", None, {"skipped": True}) == "Exchange Online OAuth"
+
+
+def test_the_new_secrets_go_to_the_ce_tenants_that_got_one_in_this_run():
+    made = view("acme", app={"app_id": "app-1", "client_secret": "s3cret"})
+    kept = view("globex", app={"app_id": "app-1", "client_secret_key_id": "k"})
+    failed = view("initech", app={"app_id": "app-1", "client_secret": "s3cret-2"}, failures=[fleet.failure("CE", "boom")])
+    assert fleet.new_secret_hosts([made, kept, failed]) == ["acme"]
+
+
+def test_only_the_ce_tenants_the_summary_failed_are_failed():
+    summary = fleet.summary([view("acme", failures=[fleet.failure("CE", "boom")]), view("globex")])
+    assert fleet.failed_hosts(summary) == ["acme"] and fleet.failed_hosts(None) == []
+
+
+def test_a_failed_task_whose_settings_need_a_secret_the_run_cannot_make_says_how_to_get_one():
+    result = {"failed": True, "msg": "CE deployment x, tenant acme, OAuth settings 'Exchange Online OAuth': client_secret is required",
+              "client_secret_required": True, "oauth_settings": None}
+    recorded = fleet.failure("CE", result, "Make sure", view("acme"))
+    assert recorded["part"] == "CE" and recorded["task"] == "Make sure"
+    for fragment in ("CE tenant acme", "has no Microsoft credentials for directory %s" % CONTOSO, "'CE mailbox access (acme)'",
+                     "Run playbooks/site.yml", "ce_email_oauth_client_secret"):
+        assert fragment in recorded["message"]
+    # Any other failure keeps the module's own message.
+    assert fleet.failure("CE", {"msg": "HTTP 403"}, "t", view("acme"))["message"] == "HTTP 403"
