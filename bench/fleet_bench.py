@@ -464,14 +464,21 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results"), help="where bench.json, bench.md, bench.png go")
     parser.add_argument("--no-latency", action="store_true", help="no lab latency (counts only, e.g. in CI)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, inventories, profiles)")
+    parser.add_argument("--phases", default=",".join(ALL_PHASES),
+                        help="phases to run, comma-separated (default all: %s; warm needs cold, floor and check need warm)"
+                        % ",".join(ALL_PHASES))
     args = parser.parse_args(argv)
+    phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
+    unknown = sorted(set(phases) - set(ALL_PHASES))
+    if unknown:
+        parser.error("unknown phases %s; the phases are %s" % (", ".join(unknown), ", ".join(ALL_PHASES)))
     sizes = [int(n) for n in args.tenants.split(",") if n.strip()]
     work = tempfile.mkdtemp(prefix="ceops-bench-")
     os.makedirs(args.out, exist_ok=True)
     results = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(), "fleets": {}}
     try:
         for size in sizes:
-            results["fleets"][str(size)] = run_fleet(size, work, args.forks, latency=not args.no_latency)
+            results["fleets"][str(size)] = run_fleet(size, work, args.forks, latency=not args.no_latency, phases=phases)
             report.write_json(results, args.out)  # what is measured is kept, whatever happens next
     finally:
         if args.keep:
