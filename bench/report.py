@@ -46,6 +46,9 @@ def targets(results):
                              warm["invocations"]["max_per_ce_tenant"] <= 3))
         found.append(_target(size, "warm: module invocations per Microsoft tenant <= 3", warm["invocations"]["max_per_directory"], 3,
                              warm["invocations"]["max_per_directory"] <= 3))
+        # Issue 16: what the controller spends follows the host-tasks (every one forks a worker, skipped or not).
+        per_tenant = round(warm["tasks"]["host_tasks"] / float(fleet["shape"]["tenants"]), 1)
+        found.append(_target(size, "warm: host-tasks per CE tenant <= 10", per_tenant, 10, per_tenant <= 10))
     sizes = sorted(int(s) for s, fleet in results["fleets"].items() if "warm" in fleet["phases"])
     if len(sizes) > 1:
         small, large = results["fleets"][str(sizes[0])], results["fleets"][str(sizes[-1])]

@@ -306,7 +306,7 @@ class OAuthSettingsReconciler(Reconciler):
         # CE's app only together with a secret of it). Settings no such connection uses are left as they are.
         self.result["adopted"] = False
         try:
-            gateway, _ = find_exchange_gateway(self.portal, p["gateway"], p.get("gateway_inbound_host") or EXCHANGE_ONLINE_INBOUND["host"])
+            gateway = find_exchange_gateway(self.portal, p["gateway"], p.get("gateway_inbound_host") or EXCHANGE_ONLINE_INBOUND["host"])[0]
         except ValueError as error:
             self.fail(str(error))
         connections = self.portal.connections(p["ce_tenant"], gateway["id"]) if gateway else []

@@ -90,6 +90,7 @@ class MicrosoftModule(CeopsModule):
         self._auth = None
         self._graph = None
         self._exchange = None
+
     def _warn_weak_winrm(self, winrm):
         # The WinRM options carry the management host's password; say so when the channel does not protect it.
         if self.params.get("transport") != "winrm" or not winrm:

@@ -539,9 +539,10 @@ def secret_report(views, warn_days=30, now=None):
 
 
 # -- the summary ---------------------------------------------------------------------------------------------------------
-def summary_record(view, check_mode=False, now=None):
-    """Everything the summary says of one CE tenant, from what the run knows (also of a CE tenant that failed). In a plan
-    (``check_mode``) a CE tenant nothing stops is "not converged" until CE holds a current secret of CE's app."""
+def summary_record(view, now=None):
+    """Everything the summary says of one CE tenant, from what the run knows (also of a CE tenant that failed). A CE tenant
+    whose CE part ran (a plan, for one) and that nothing stops is "not converged" until CE holds a current secret of CE's
+    app; one whose CE part did not run (a part run alone) is "done", never "ok"."""
     app = view.get("app") or {}
     access = view.get("access") or {}
     ce = view.get("ce") or {}
@@ -577,8 +578,6 @@ def summary_record(view, check_mode=False, now=None):
                                           % (why or "no mailboxes to log in to")))
     if proof.get("mailboxes") is not None:
         record["logins"] = {"checked": True, "ok": sum(1 for m in proof["mailboxes"] if m.get("ok")), "of": len(proof["mailboxes"])}
-    elif check_mode and not record["failures"]:
-        record["logins"] = {"checked": False, "reason": "a plan logs in to nothing"}
     elif (proof or ce) and not record["failures"]:
         record["logins"] = {"checked": False, "reason": proof_secret(ce, app, view.get("vault_secret"), bool(ce.get("oauth_settings")))[1]
                             or "no mailboxes to log in to"}
@@ -591,7 +590,8 @@ def summary_record(view, check_mode=False, now=None):
         record["status"] = "ok"
     else:
         # Nothing failed, but CE's settings were not shown to hold a current secret of CE's app: a part run alone, or a plan.
-        record["status"] = "done" if not ce.get("oauth_settings") and not check_mode else "not converged"
+        # The CE part ran (a plan, or a converge that could not give CE a secret), or it did not (a part run alone).
+        record["status"] = "not converged" if view.get("settings") else "done"
     return record
 
 
@@ -611,9 +611,9 @@ def summary_line(record):
         parts.append("logins not checked: %s" % logins["reason"])
     lines = ["  ".join(parts)]
     if record.get("new_secret"):
+        held = "; CE holds it" if record["ce_holds_current_secret"] else ""
         lines.append("    new client secret %s for this CE tenant (%s)%s" % (record["new_secret"]["key_id"] or "(to be made)",
-                                                                           record["new_secret"]["reason"],
-                                                                           "; CE holds it" if record["ce_holds_current_secret"] else ""))
+                                                                           record["new_secret"]["reason"], held))
     if record.get("left_alone"):
         lines.append("    rotation: left alone: %s" % record["left_alone"])
     if record.get("retired_key_ids"):
@@ -652,8 +652,8 @@ def known_apps(views):
             for v in views]
 
 
-def summary(views, check_mode=False, now=None):
-    records = [summary_record(v, check_mode, now) for v in sorted(known_apps(views), key=lambda v: v["host"])]
+def summary(views, now=None):
+    records = [summary_record(v, now) for v in sorted(known_apps(views), key=lambda v: v["host"])]
     lines = []
     for record in records:
         lines.extend(summary_line(record))

@@ -121,8 +121,8 @@ def test_no_secret_for_a_ce_tenant_that_failed_earlier_nor_one_due_that_ce_does_
                   failures=[fleet.failure("CE", "requires CE 7.4 CU4")])
     assert fleet.secrets_to_make([failed]) == []
     # Due (none exists), but CE holds a secret given from Vault (settings of ce.yml run alone): not this run's to replace.
-    assert fleet.secrets_to_make([view("acme", settings={"client_secret_held": False}, app={"app_id": "app-1",
-                                                                                           "client_secret_due": "none exists"})]) == []
+    vault_held = view("acme", settings={"client_secret_held": False}, app={"app_id": "app-1", "client_secret_due": "none exists"})
+    assert fleet.secrets_to_make([vault_held]) == []
     assert fleet.secrets_to_make([view("acme", settings={"client_secret_needed": True}, app={})]) == []
 
 
@@ -258,7 +258,8 @@ def test_ok_is_ces_truth_and_a_failed_ce_tenant_still_shows_what_is_known():
                      ce={"client_secret_held": True, "email_connection": {"name": "Mail"}, "oauth_settings": {"client_id": "app-1"}})
     failed = view("globex", app={"app_id": "app-1", "service_principal_id": "sp-1"},
                   failures=[fleet.failure("CE", "boom\x00\x07 with\nlines")])
-    plan = view("initech", ce={"client_secret_held": False, "email_connection": {"name": "Mail"}, "oauth_settings": {"client_id": "x"}})
+    plan = view("initech", settings={"oauth_settings": {"client_id": "x"}, "client_secret_needed": True},
+                ce={"client_secret_held": False, "email_connection": {"name": "Mail"}, "oauth_settings": {"client_id": "x"}})
     done = fleet.summary([failed, converged, plan])
     records = dict((r["host"], r) for r in done["records"])
     assert records["acme"]["status"] == "ok" and records["globex"]["status"] == "FAILED" and records["initech"]["status"] == "not converged"
@@ -273,12 +274,13 @@ def test_ok_is_ces_truth_and_a_failed_ce_tenant_still_shows_what_is_known():
 
 
 def test_a_plan_says_todo_for_a_ce_tenant_whose_settings_do_not_exist_yet_and_not_that_the_ce_part_did_not_run():
-    fresh = view("fjord", mailboxes=["a@x.example"], app={"app_id": "app-1"}, ce={"client_secret_held": False, "oauth_settings": None})
-    planned = fleet.summary([fresh], check_mode=True)
-    assert planned["records"][0]["status"] == "not converged" and planned["records"][0]["logins"]["reason"] == "a plan logs in to nothing"
-    assert planned["lines"][0].startswith("fjord      todo")
-    # The same facts outside a plan: the CE part did not run (a part run alone), so nothing is said of CE's logins.
-    assert fleet.summary([fresh])["records"][0]["status"] == "done"
+    planned = view("fjord", mailboxes=["a@x.example"], app={"app_id": "app-1"}, settings={"changed": True, "oauth_settings": None},
+                   ce={"client_secret_held": False, "oauth_settings": None})
+    records = fleet.summary([planned])
+    assert records["records"][0]["status"] == "not converged" and records["lines"][0].startswith("fjord      todo")
+    # A part run alone (no CE part): the CE part did not run, so nothing is said of CE, and never "ok".
+    alone = view("fjord", mailboxes=["a@x.example"], app={"app_id": "app-1"}, ce={"client_secret_held": False, "oauth_settings": None})
+    assert fleet.summary([alone])["records"][0]["status"] == "done"
 
 
 def test_a_ce_tenant_that_failed_before_its_apps_part_shows_the_app_its_directory_has():
