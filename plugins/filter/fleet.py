@@ -24,7 +24,7 @@ VIEW_VARIABLES = (
     ("app", "azuread_app_registration_app"), ("access", "exchange_online_access_result"),
     ("gateway", "ce_email_oauth_gateway"), ("settings", "ce_email_oauth_settings_result"),
     ("delivery", "ce_email_oauth_delivery_result"), ("connection", "ce_email_oauth_connection_result"),
-    ("batch_update", "ce_email_oauth_batch_update"), ("proof", "mailbox_oauth_verify_result"),
+    ("batch_update", "ce_email_oauth_batch_update_outcome"), ("proof", "mailbox_oauth_verify_result"),
 )
 
 

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.testing import patch_module_args
+from ansible_collections.ceops.exchange_oauth.tests.unit.core_compat import patch_module_args
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import _http, _scrub
 

@@ -9,8 +9,7 @@ import importlib
 import json
 
 import pytest
-from ansible.module_utils.common import warnings as module_warnings
-from ansible.module_utils.testing import patch_module_args
+from ansible_collections.ceops.exchange_oauth.tests.unit.core_compat import forget_warnings, patch_module_args
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import _http, msauth
 
@@ -33,7 +32,7 @@ def run(monkeypatch, capsys, tmp_path):
     def call(name, args):
         module = importlib.import_module("ansible_collections.ceops.exchange_oauth.plugins.modules." + name)
         capsys.readouterr()
-        module_warnings._global_warnings.clear()  # pylint: disable=protected-access
+        forget_warnings()
         with patch_module_args(dict(args, _ansible_check_mode=False)):
             with pytest.raises(SystemExit):
                 module.main()
