@@ -108,6 +108,7 @@ RULES = {
     "unit_members": fleet_unit_members,
     "new_secret_hosts": fleet.new_secret_hosts,
     "failed_hosts": fleet.failed_hosts,
+    "unit_failure": fleet.unit_failure,
     "alive": fleet.alive,
     "secret_reports": fleet.secret_report_entries,
     "exchange_permissions": fleet.exchange_permissions,

@@ -385,6 +385,12 @@ def secret_unavailable(view, settings_name=None):
                 view["host"], " '%s'" % settings_name if settings_name else "", view.get("tenant_id"), view.get("secret_name")))
 
 
+def unit_failure(views, part, result, task=None):
+    """A directory's or deployment's work failed outside its modules (a role variable the role's check refused, a template
+    that could not be rendered): every live CE tenant of the unit fails with that message, in the summary."""
+    return [{"host": v["host"], "failures": list(v.get("failures") or []) + [failure(part, result, task)]} for v in alive(views)]
+
+
 def new_secret_hosts(views):
     """The CE tenants that got a new client secret in this run (its value is in their app fact): those whose CE it goes to."""
     return [v["host"] for v in alive(views) if (v.get("app") or {}).get("client_secret")]

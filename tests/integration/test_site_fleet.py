@@ -410,3 +410,14 @@ def test_the_summary_names_the_failures_even_when_every_ce_tenant_fails(fleet):
     assert set(h for h, r in recap(result.stdout).items() if r["failed"]) == set(TENANTS)
     lines = summary(result.stdout)
     assert all("AADSTS7000215" in " ".join(lines[host]) for host in TENANTS)
+
+
+def test_a_role_variable_a_directorys_part_refuses_fails_its_ce_tenants_in_the_summary(fleet):
+    """The Azure AD part's argument check refuses the value on the CE tenant standing for each app: every CE tenant of those
+    apps fails with the check's message in the summary, and the run still ends with the summary."""
+    result = fleet.run("azuread.yml", "-e", "azuread_app_registration_secret_lifetime_days=many")
+    assert result.returncode != 0
+    assert set(h for h, r in recap(result.stdout).items() if r["failed"]) == set(TENANTS)
+    lines = summary(result.stdout)
+    for host in TENANTS:
+        assert lines[host][1].startswith("Azure AD: ") and "azuread_app_registration_secret_lifetime_days" in lines[host][1], lines[host]

@@ -362,3 +362,9 @@ def test_a_failed_task_whose_settings_need_a_secret_the_run_cannot_make_says_how
         assert fragment in recorded["message"]
     # Any other failure keeps the module's own message.
     assert fleet.failure("CE", {"msg": "HTTP 403"}, "t", view("acme"))["message"] == "HTTP 403"
+
+
+def test_a_failure_outside_the_modules_fails_every_live_ce_tenant_of_the_unit():
+    earlier = fleet.failure("CE", "CE 7.4.3")
+    handed = fleet.unit_failure([view("acme"), view("globex", failures=[earlier])], "Azure AD", {"msg": "bad variable"}, "Validating")
+    assert handed == [{"host": "acme", "failures": [{"part": "Azure AD", "task": "Validating", "message": "bad variable"}]}]
