@@ -617,9 +617,9 @@ def summary_line(record):
         parts.append("logins not checked: %s" % logins["reason"])
     lines = ["  ".join(parts)]
     if record.get("new_secret"):
-        held = "; CE holds it" if record["ce_holds_current_secret"] else ""
-        lines.append("    new client secret %s for this CE tenant (%s)%s" % (record["new_secret"]["key_id"] or "(to be made)",
-                                                                           record["new_secret"]["reason"], held))
+        new = record["new_secret"]
+        held = "; CE holds it" if record["ce_holds_current_secret"] and new["key_id"] else ""
+        lines.append("    new client secret %s for this CE tenant (%s)%s" % (new["key_id"] or "(to be made)", new["reason"], held))
     if record.get("left_alone"):
         lines.append("    rotation: left alone: %s" % record["left_alone"])
     if record.get("retired_key_ids"):
