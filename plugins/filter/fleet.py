@@ -107,7 +107,6 @@ RULES = {
     "unit_hosts": fleet_unit_hosts,
     "unit_members": fleet_unit_members,
     "new_secret_hosts": fleet.new_secret_hosts,
-    "failed_hosts": fleet.failed_hosts,
     "unit_failure": fleet.unit_failure,
     "alive": fleet.alive,
     "secret_reports": fleet.secret_report_entries,

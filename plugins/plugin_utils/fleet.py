@@ -396,11 +396,6 @@ def new_secret_hosts(views):
     return [v["host"] for v in alive(views) if (v.get("app") or {}).get("client_secret")]
 
 
-def failed_hosts(summary_result):
-    """The CE tenants the summary failed, for the play that fails them."""
-    return sorted((summary_result or {}).get("failed_hosts") or {})
-
-
 def settings_name(configured, settings=None, delivery=None):
     """The name of the OAuth settings CE's email connection is to use: the ones the CE part found or wrote (settings made by
     hand that the tenant's connection used are adopted under the name their administrator gave them), else ``configured``."""

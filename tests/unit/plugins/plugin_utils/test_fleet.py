@@ -347,11 +347,6 @@ def test_the_new_secrets_go_to_the_ce_tenants_that_got_one_in_this_run():
     assert fleet.new_secret_hosts([made, kept, failed]) == ["acme"]
 
 
-def test_only_the_ce_tenants_the_summary_failed_are_failed():
-    summary = fleet.summary([view("acme", failures=[fleet.failure("CE", "boom")]), view("globex")])
-    assert fleet.failed_hosts(summary) == ["acme"] and fleet.failed_hosts(None) == []
-
-
 def test_a_failed_task_whose_settings_need_a_secret_the_run_cannot_make_says_how_to_get_one():
     result = {"failed": True, "msg": "CE deployment x, tenant acme, OAuth settings 'Exchange Online OAuth': client_secret is required",
               "client_secret_required": True, "oauth_settings": None}
