@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import re
 
 import pytest
 
@@ -87,6 +88,9 @@ def test_ok_means_ce_can_log_in_with_what_it_holds(world):
 def test_a_ce_tenant_that_fails_names_its_fix_and_gets_no_secret(world):
     for host, fix in FAILS.items():
         assert fix in messages(world.converge, host), (host, world.converge.summary[host])
+    # What is known is shown for a CE tenant that failed: the app (and service principal) its directory has.
+    for host in ("harbor", "islet", "jasper"):
+        assert re.search(r"\sapp [0-9a-f-]{36}\s+sp [0-9a-f-]{36}\s", world.converge.summary[host][0]), world.converge.summary[host]
     # No secret for a failing CE tenant: none in eastwind's or fenwick's new app, none added in corvid, none for jasper.
     assert secret_names(world, "eastwind") == [] and secret_names(world, "fenwick") == []
     assert secret_names(world, "corvid") == world.secrets_before["corvid"]

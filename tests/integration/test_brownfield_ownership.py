@@ -8,7 +8,7 @@ __metaclass__ = type
 
 import base64
 
-from brownfield import DIRECTORIES
+from brownfield import DIRECTORIES, World, status
 
 GET_SERVICE_PRINCIPAL = r'"CmdletName":\s*"Get-ServicePrincipal"'
 
@@ -97,3 +97,19 @@ def test_ce_never_gets_a_client_id_without_its_secret(fresh_brownfield_lab, run_
     (entry,) = lab.journal(mark)
     (change,) = [o for o in entry["objects"] if o["kind"] == "ce_oauth_settings"]
     assert switched["changed"] is True and {"client_id", "client_secret"} <= set(change["fields"]), change
+
+
+def test_ok_is_said_only_where_ce_logs_in_with_what_it_holds(fresh_brownfield_lab, run_module, tmp_path):
+    """fjord's administrator made OAuth settings by hand under the collection's name, for another app, with a secret typed
+    by hand. site.yml must leave CE logging in with what CE holds before it says ok: the proof logs in only with a secret
+    CE got from this run, never with one the run merely holds."""
+    lab = fresh_brownfield_lab
+    beacon = lab.vars["lab_ce_deployments"]["beacon"]
+    run_module("ce_oauth_settings", dict(ce_url=beacon["url"], ce_token=beacon["admin_token"], ca_path=lab.vars["lab_ca_path"],
+                                         ce_tenant="fjord", name="Exchange Online OAuth", client_id="0d7c5e2a-9f41-4c3b-8a6e-2b1d0c9f8e7a",
+                                         client_secret="typed-by-hand", tenant_id=DIRECTORIES["dunmore"],
+                                         authority_host="login.microsoftonline.com"))
+    result = World(lab, tmp_path).run("site.yml", "--limit", "fjord")
+    oracle = lab.ce_login_oracle("beacon", "fjord")
+    assert oracle["ok"], oracle["causes"]  # CE itself logs in (earlier releases gave CE a client id without its secret)
+    assert status(result)["fjord"] == "ok" and "logins 2/2 ok" in result.summary["fjord"][0], result.output[-3000:]
