@@ -284,6 +284,19 @@ def backoff_delay(attempt, retry_after=None, base=0.5, cap=30.0, rand=random.ran
     return min(cap, base * (2 ** (attempt - 1))) * (0.5 + rand() / 2)
 
 
+def retry_while(transient, call, delays, sleep):
+    """``call()``, repeated after each of ``delays`` (seconds) while it raises a ServiceError that ``transient`` says is
+    the service catching up (eventual consistency: an object created moments ago not found yet), then once more."""
+    for delay in delays:
+        try:
+            return call()
+        except ServiceError as error:
+            if not transient(error):
+                raise
+        sleep(delay)
+    return call()
+
+
 class Transport:
     """A requests session bound to one service, with the retry and TLS policy above."""
 

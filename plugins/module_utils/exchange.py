@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import retry_while
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_errors import (
     ExchangeError, is_absent_permission, is_entra_sp_not_found, is_existing_permission, is_not_found, is_user_not_replicated)
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_powershell import ALLOWED_CMDLETS
@@ -89,14 +90,7 @@ class ExchangeClient:
 
     def retry_while(self, transient, call):
         """Repeat ``call`` while Exchange has not caught up with a principal created moments ago."""
-        for delay in self.consistency_delays:
-            try:
-                return call()
-            except ExchangeError as error:
-                if not transient(error):
-                    raise
-            self.sleep(delay)
-        return call()
+        return retry_while(transient, call, self.consistency_delays, self.sleep)
 
     # -- service principals ---------------------------------------------------------------------
     def service_principals(self, identity):

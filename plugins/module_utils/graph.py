@@ -11,7 +11,7 @@ __metaclass__ = type
 import time
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import (
-    ServiceError, Transport, describe_body, foreign_link_problem, path_segment, quote_json)
+    ServiceError, Transport, describe_body, foreign_link_problem, path_segment, quote_json, retry_while)
 
 SERVICE = "Microsoft Graph"
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
@@ -143,14 +143,7 @@ class GraphClient:
 
     def retry_while(self, transient, call):
         """Repeat ``call`` while Graph answers with an eventual-consistency error."""
-        for delay in self.consistency_delays:
-            try:
-                return call()
-            except ServiceError as error:
-                if not transient(error):
-                    raise
-            self.sleep(delay)
-        return call()
+        return retry_while(transient, call, self.consistency_delays, self.sleep)
 
     # -- applications ---------------------------------------------------------------------------
     def find_applications(self, display_name=None, unique_name=None, app_id=None):

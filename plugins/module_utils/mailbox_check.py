@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import mail_login
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, backoff_delay
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import MicrosoftAuth, cloud_endpoints, is_guid
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import auth_from_params, cloud_endpoints, is_guid
 
 IMAP_ROLE = "IMAP.AccessAsApp"
 SMTP_ROLE = "SMTP.SendAsApp"
@@ -304,11 +304,10 @@ class MailboxOAuthCheck:
         self.settings, warnings = resolve_settings(params)
         for warning in warnings:
             self.warn(warning)
-        self.auth = auth or MicrosoftAuth(
-            tenant_id=self.settings["token_tenant"], client_id=params["client_id"], client_secret=params["client_secret"],
-            cloud=params["cloud"], authority_host=self.settings["authority_host"], ca_path=params.get("ca_path"),
-            validate_certs=params.get("validate_certs", True), timeout=params.get("timeout", 30),
-            token_cache_dir=params.get("token_cache_dir"))
+        # CE logs in with the client secret of its settings: never a certificate or a managed identity.
+        self.auth = auth or auth_from_params(params, tenant_id=self.settings["token_tenant"], authority_host=self.settings["authority_host"],
+                                             client_certificate_path=None, client_certificate_password=None, managed_identity=False,
+                                             token_cache_dir=params.get("token_cache_dir"))
         self.context = logins.tls_context(params.get("mail_ca_path") or params.get("ca_path"), params.get("validate_certs", True))
         self.token = None
         self.token_cached = False

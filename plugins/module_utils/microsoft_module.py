@@ -13,7 +13,7 @@ import os
 from ansible.module_utils.basic import AnsibleFallbackNotFound, env_fallback
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ceops_module import CeopsModule
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import CLOUDS, MicrosoftAuth, default_cache_dir
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import CLOUDS, auth_from_params
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import GraphClient
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import client_from_params
 
@@ -51,28 +51,6 @@ def microsoft_argument_spec():
         timeout=dict(type="int", default=30),
         token_cache_dir=dict(type="path", fallback=(env_fallback, ["CEOPS_TOKEN_CACHE_DIR"])),
     )
-
-
-def normalise_authority_host(value):
-    # The Azure SDK's AZURE_AUTHORITY_HOST is often a bare host name.
-    if value and "://" not in value:
-        return "https://" + value
-    return value
-
-
-def auth_from_params(params, **overrides):
-    """The MicrosoftAuth of a module's options (microsoft_argument_spec); ``overrides`` replace single values (the login
-    proof asks for a token in the directory and at the authority CE's settings name)."""
-    values = dict(
-        tenant_id=params["tenant_id"], client_id=params.get("client_id"), client_secret=params.get("client_secret"),
-        client_certificate_path=params.get("client_certificate_path"), client_certificate_password=params.get("client_certificate_password"),
-        managed_identity=params.get("managed_identity", False), cloud=params.get("cloud") or "public",
-        authority_host=normalise_authority_host(params.get("authority_host")), graph_endpoint=params.get("graph_endpoint"),
-        exchange_endpoint=params.get("exchange_endpoint"), ca_path=params.get("ca_path"),
-        validate_certs=params.get("validate_certs", True), timeout=params.get("timeout") or 30,
-        token_cache_dir=params.get("token_cache_dir") or default_cache_dir())
-    values.update(overrides)
-    return MicrosoftAuth(**values)
 
 
 class MicrosoftModule(CeopsModule):

@@ -27,7 +27,7 @@ author:
   - CE Ops automation team (@ceops)
 extends_documentation_fragment:
   - ceops.exchange_oauth.microsoft_auth
-  - ceops.exchange_oauth.microsoft_auth.ATTRIBUTES
+  - ceops.exchange_oauth.microsoft_auth.ATTRIBUTES_NO_GROUP
 attributes:
   check_mode:
     description: Runs every login in check mode too (they change nothing); only O(smtp_send_test_to) is skipped.
@@ -54,8 +54,7 @@ options:
       - Required. No environment variable is read, for the same reason as O(client_id).
   client_certificate_path:
     description:
-      - Ignored. CE's OAuth settings hold a client secret, so this module always logs in with O(client_secret). Accepted so that
-        C(module_defaults) of C(group/ceops.exchange_oauth.microsoft) for the automation identity do not break the task.
+      - Ignored. CE's OAuth settings hold a client secret, so this module always logs in with O(client_secret).
   client_certificate_password:
     description:
       - Ignored, see O(client_certificate_path).
