@@ -77,15 +77,14 @@ attributes:
     membership:
       - ceops.exchange_oauth.ce
       - ceops.exchange_oauth.all
-  action:
+'''
+
+    # The modules that find the deployment's Exchange Online gateway by name, or else the one made by hand for it.
+    GATEWAY_LOOKUP = r'''
+options:
+  gateway_inbound_host:
     description:
-      - With a local connection, the way this collection runs, the module runs inside the Ansible process that handles the task
-        instead of starting a Python process of its own, from ansible-core 2.19 on. It is the same module with the same result,
-        in about half the time per task on a large fleet.
-      - That process runs Ansible's own Python, so install the collection's C(requirements.txt) there (an execution environment
-        built from this collection has them).
-      - The module runs as a process of its own, as other modules do, with another connection, C(become), C(async) or
-        C(environment), on ansible-core before 2.19, when Ansible's Python lacks a library the module needs, or when
-        C(ceops_modules_in_process) is V(false) (for example to run it with C(ansible_python_interpreter)). See docs/fleet.md.
-    support: full
+      - The inbound (IMAP) host by which a gateway made by hand under another name than O(gateway) is recognised.
+    type: str
+    default: outlook.office365.com
 '''

@@ -7,19 +7,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-# The action attribute of every Microsoft module: how it runs (plugins/plugin_utils/in_process.py).
-_ACTION = r'''  action:
-    description:
-      - With a local connection, the way this collection runs, the module runs inside the Ansible process that handles the task
-        instead of starting a Python process of its own, from ansible-core 2.19 on. It is the same module with the same result,
-        in about half the time per task on a large fleet.
-      - That process runs Ansible's own Python, so install the collection's C(requirements.txt) there (an execution environment
-        built from this collection has them).
-      - The module runs as a process of its own, as other modules do, with another connection, C(become), C(async) or
-        C(environment), on ansible-core before 2.19, when Ansible's Python lacks a library the module needs, or when
-        C(ceops_modules_in_process) is V(false) (for example to run it with C(ansible_python_interpreter)). See docs/fleet.md.
-    support: full
-'''
 
 
 class ModuleDocFragment(object):
@@ -126,7 +113,7 @@ attributes:
     membership:
       - ceops.exchange_oauth.microsoft
       - ceops.exchange_oauth.all
-''' + _ACTION
+'''
 
     # mailbox_oauth_check: in no action group (it logs in with CE's app, and the groups' module_defaults hold the automation
     # identity's credentials).
@@ -136,4 +123,4 @@ attributes:
     description: In no action group - C(module_defaults) of C(group/ceops.exchange_oauth.microsoft) hold the automation identity,
       and this module logs in with CE's app; pass its options in the task.
     support: none
-''' + _ACTION
+'''

@@ -149,6 +149,19 @@ _UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f-\x9f]")
 _CONTROL_IN_VALUE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+def error_object(response):
+    """(the error object, None) of a JSON body {"error": {...}} (Graph's and Exchange's shape), else (None, what an error
+    parser answers for a body without one: its description)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, (None, describe_body(response), None, [])
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None, (None, quote_json(body), None, [])
+    return error, None
+
+
 def shown_url(url):
     """``url`` as a message may show it: without query, fragment, or what stands before an @ in its authority (a user
     name and password), even when it is not a well-formed URL."""

@@ -16,6 +16,7 @@ import re
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import EXCHANGE_APP_ID, error_codes
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.reconcile import AlreadyDone, Reconciler, StepError
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.timestamps import format_time, parse_time
 
 # The Exchange Online application permissions this collection manages: the runbook's, and sending. Other permissions of
 # Exchange Online an app holds (an adopted app may hold some) are another tool's business and are never touched.
@@ -29,26 +30,6 @@ LIFETIME_VARIABLE = "azuread_app_registration_secret_lifetime_days"
 
 
 # -- pure helpers ---------------------------------------------------------------------------------
-def parse_time(value):
-    """Graph's RFC 3339 timestamps, which may carry 7 fractional digits."""
-    if not value:
-        return None
-    text = value.replace("Z", "+00:00")
-    if "." in text:
-        head, rest = text.split(".", 1)
-        frac = "".join(ch for ch in rest if ch.isdigit())
-        tz = rest[len(frac):]
-        text = "%s.%s%s" % (head, frac[:6].ljust(6, "0"), tz)
-    parsed = datetime.datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed
-
-
-def format_time(moment):
-    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def exchange_role_ids(resource_sp, names):
     """Map permission names to the Exchange resource's app role ids, resolved at run time."""
     by_value = dict((role.get("value"), role.get("id")) for role in resource_sp.get("appRoles", []))

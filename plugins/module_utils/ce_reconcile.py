@@ -14,12 +14,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import ce_portal
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.reconcile import Reconciler as BaseReconciler, StepError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.msauth import CLOUDS, is_guid, validate_tenant
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.timestamps import parse_time
 
 # What the runbook configures for Exchange Online.
 EXCHANGE_ONLINE_INBOUND = {"protocol": "imap", "host": "outlook.office365.com", "port": 993, "security": "ssl"}
@@ -67,22 +67,6 @@ def differences(current, desired, prefix=""):
 def describe_endpoint(endpoint):
     protocol = endpoint.get("protocol")
     return "%s%s:%s (%s)" % (protocol.upper() + " " if protocol else "", endpoint.get("host"), endpoint.get("port"), endpoint.get("security"))
-
-
-def parse_time(value):
-    """An RFC 3339 timestamp of the Portal or of Graph (Graph may give 7 fractional digits); None when absent or unreadable."""
-    if not value:
-        return None
-    text = str(value).strip().replace("Z", "+00:00")
-    if "." in text:
-        head, rest = text.split(".", 1)
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        text = "%s.%s%s" % (head, digits[:6].ljust(6, "0"), rest[len(digits):])
-    try:
-        moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
 
 
 def secret_held(current, client_id, secret_start):

@@ -11,7 +11,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, describe_body, quote_json
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError, error_object
 
 SERVICE = "Exchange Online"
 
@@ -81,13 +81,9 @@ def exchange_error_parser(response):
     then only says "Exception of type ... was thrown."); binding errors carry the text in
     error.innererror.internalexception.message; authorization errors in error.message.
     """
-    try:
-        body = response.json()
-    except ValueError:
-        return None, describe_body(response), None, []
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return None, quote_json(body), None, []
+    error, unparsed = error_object(response)
+    if error is None:
+        return unparsed
     inner = error.get("innererror") or error.get("innerError") or {}
     internal = inner.get("internalexception") or inner.get("internalException") or {}
     details = error.get("details") or []

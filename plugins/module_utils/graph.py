@@ -11,7 +11,7 @@ __metaclass__ = type
 import time
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import (
-    ServiceError, Transport, describe_body, foreign_link_problem, path_segment, quote_json, retry_while)
+    ServiceError, Transport, error_object, foreign_link_problem, path_segment, retry_while)
 
 SERVICE = "Microsoft Graph"
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
@@ -32,13 +32,9 @@ HINTS = {
 
 def graph_error_parser(response):
     """Graph nests its text as error.code / error.message / error.innerError.request-id."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None, describe_body(response), None, []
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return None, quote_json(body), None, []
+    error, unparsed = error_object(response)
+    if error is None:
+        return unparsed
     inner = error.get("innerError") or error.get("innererror") or {}
     return error.get("code"), error.get("message", ""), inner.get("request-id"), error.get("details") or []
 

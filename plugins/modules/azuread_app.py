@@ -32,6 +32,7 @@ author:
 extends_documentation_fragment:
   - ceops.exchange_oauth.microsoft_auth
   - ceops.exchange_oauth.microsoft_auth.ATTRIBUTES
+  - ceops.exchange_oauth.in_process
 attributes:
   check_mode:
     description: Reads only and reports what would change; the new app's ids and the secret are then unknown.

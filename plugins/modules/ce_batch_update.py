@@ -25,6 +25,7 @@ author:
 extends_documentation_fragment:
   - ceops.exchange_oauth.ce_portal
   - ceops.exchange_oauth.ce_portal.ATTRIBUTES
+  - ceops.exchange_oauth.in_process
 attributes:
   check_mode:
     description: Reads only; reports a change when configuration is pending (or O(force=true)) and starts and waits for nothing.

@@ -23,6 +23,8 @@ author:
 extends_documentation_fragment:
   - ceops.exchange_oauth.ce_portal
   - ceops.exchange_oauth.ce_portal.ATTRIBUTES
+  - ceops.exchange_oauth.in_process
+  - ceops.exchange_oauth.ce_portal.GATEWAY_LOOKUP
 attributes:
   check_mode:
     description:
@@ -54,11 +56,6 @@ options:
         has that name, the one gateway whose inbound host is O(gateway_inbound_host) is used (made by hand under another name).
       - Required when O(state=present).
     type: str
-  gateway_inbound_host:
-    description:
-      - The inbound (IMAP) host by which a gateway made by hand under another name than O(gateway) is recognised.
-    type: str
-    default: outlook.office365.com
   oauth_settings:
     description:
       - Name of the tenant's OAuth settings the connection uses (see M(ceops.exchange_oauth.ce_oauth_settings)).

@@ -22,6 +22,7 @@ author:
 extends_documentation_fragment:
   - ceops.exchange_oauth.ce_portal
   - ceops.exchange_oauth.ce_portal.ATTRIBUTES
+  - ceops.exchange_oauth.in_process
 attributes:
   check_mode:
     description: Reads only and reports what would change.

@@ -24,6 +24,8 @@ author:
 extends_documentation_fragment:
   - ceops.exchange_oauth.ce_portal
   - ceops.exchange_oauth.ce_portal.ATTRIBUTES
+  - ceops.exchange_oauth.in_process
+  - ceops.exchange_oauth.ce_portal.GATEWAY_LOOKUP
 attributes:
   check_mode:
     description: Reads only and reports what would change, including whether the secret would be sent.
@@ -53,11 +55,6 @@ options:
       - When no gateway has that name, the one gateway whose inbound host is O(gateway_inbound_host) is taken (as
         M(ceops.exchange_oauth.ce_email_connection) does).
     type: str
-  gateway_inbound_host:
-    description:
-      - The inbound (IMAP) host by which a gateway made by hand under another name than O(gateway) is recognised.
-    type: str
-    default: outlook.office365.com
   client_id:
     description:
       - Application (client) ID of CE's app registration (RV(ceops.exchange_oauth.azuread_app#module:app_id)).

@@ -26,6 +26,7 @@ author:
 extends_documentation_fragment:
   - ceops.exchange_oauth.microsoft_auth
   - ceops.exchange_oauth.microsoft_auth.ATTRIBUTES
+  - ceops.exchange_oauth.in_process
   - ceops.exchange_oauth.exchange_transport
 attributes:
   check_mode:

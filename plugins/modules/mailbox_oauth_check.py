@@ -28,6 +28,7 @@ author:
 extends_documentation_fragment:
   - ceops.exchange_oauth.microsoft_auth
   - ceops.exchange_oauth.microsoft_auth.ATTRIBUTES_NO_GROUP
+  - ceops.exchange_oauth.in_process
 attributes:
   check_mode:
     description: Runs every login in check mode too (they change nothing); only O(smtp_send_test_to) is skipped.

@@ -19,6 +19,8 @@ from __future__ import annotations
 import datetime
 import re
 
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.timestamps import parse_time
+
 APP_GROUP = "ceops_app_leads"
 DEPLOYMENT_GROUP = "ceops_deployment_leads"
 # CE tenants whose mailboxes are read from their CE connection (ce_mailboxes_from_portal): a play of their own.
@@ -29,22 +31,6 @@ CAPABILITY_OAUTH_SEND = "oauth_send_smtp"
 
 
 # -- small helpers ------------------------------------------------------------------------------------------------------
-def parse_time(value):
-    """RFC 3339 (Graph may give 7 fractional digits) -> aware datetime; None when absent or unreadable."""
-    if not value:
-        return None
-    text = str(value).strip().replace("Z", "+00:00")
-    if "." in text:
-        head, rest = text.split(".", 1)
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        text = "%s.%s%s" % (head, digits[:6].ljust(6, "0"), rest[len(digits):])
-    try:
-        moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
-
-
 def utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
 
