@@ -7,8 +7,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-
-
 class ModuleDocFragment(object):
 
     DOCUMENTATION = r'''
@@ -123,4 +121,5 @@ attributes:
     description: In no action group - C(module_defaults) of C(group/ceops.exchange_oauth.microsoft) hold the automation identity,
       and this module logs in with CE's app; pass its options in the task.
     support: none
+    membership: []
 '''
