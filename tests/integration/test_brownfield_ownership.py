@@ -113,3 +113,30 @@ def test_ok_is_said_only_where_ce_logs_in_with_what_it_holds(fresh_brownfield_la
     oracle = lab.ce_login_oracle("beacon", "fjord")
     assert oracle["ok"], oracle["causes"]  # CE itself logs in (earlier releases gave CE a client id without its secret)
     assert status(result)["fjord"] == "ok" and "logins 2/2 ok" in result.summary["fjord"][0], result.output[-3000:]
+
+
+def test_a_grant_for_an_unknown_principal_goes_to_nobody_else(fresh_brownfield_lab, run_module, directory_auth):
+    """Exchange answers the lookup of a principal it does not know with another app's service principal: no FullAccess is
+    given to that app, and the task fails naming the principal it was given."""
+    lab = fresh_brownfield_lab
+    records_sync = next(s for s in lab.exchange_state("dunmore")["service_principals"] if s["DisplayName"] == "Dunmore Records Sync")
+    lab.fail_next("exchange", 200, method="POST", path_regex="InvokeCommand", body_regex=GET_SERVICE_PRINCIPAL, count=5,
+                  body={"@odata.context": "%s/adminapi/beta/$metadata#ServicePrincipal" % lab.vars["lab_exchange_endpoint"],
+                        "value": [records_sync]})
+    unknown = "3f0c9b1e-7d2a-4e5f-9a8b-1c2d3e4f5a6b"
+    result = run_module("exo_mailbox_permission", exchange_args(lab, directory_auth, "dunmore", user=unknown,
+                                                               mailboxes=["ce-appointments@dunmore.onmicrosoft.com"]))
+    assert result["failed"] is True and unknown in result["msg"] and "no right was given to anyone else" in result["msg"]
+    assert lab.journal() == [] and lab.foreign_writes() == []
+
+
+def test_removing_an_unknown_apps_exchange_principal_removes_nothing_else(fresh_brownfield_lab, run_module, directory_auth):
+    lab = fresh_brownfield_lab
+    records_sync = next(s for s in lab.exchange_state("dunmore")["service_principals"] if s["DisplayName"] == "Dunmore Records Sync")
+    lab.fail_next("exchange", 200, method="POST", path_regex="InvokeCommand", body_regex=GET_SERVICE_PRINCIPAL, count=5,
+                  body={"@odata.context": "%s/adminapi/beta/$metadata#ServicePrincipal" % lab.vars["lab_exchange_endpoint"],
+                        "value": [records_sync]})
+    result = run_module("exo_service_principal", exchange_args(lab, directory_auth, "dunmore", app_id="5e1d2c3b-4a59-4687-9a0b-c1d2e3f4a5b6",
+                                                               state="absent"))
+    assert not result.get("failed") and result["changed"] is False, result
+    assert lab.journal() == [] and records_sync["ObjectId"] in [s["ObjectId"] for s in lab.exchange_state("dunmore")["service_principals"]]
