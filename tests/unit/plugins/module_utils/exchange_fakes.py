@@ -23,7 +23,7 @@ WRITES = ("New-ServicePrincipal", "Set-ServicePrincipal", "Remove-ServicePrincip
 APP = "42417622-2b96-42f2-9804-f25bf4fa86e5"
 
 
-# -- Exchange Online, in memory --------------------------------------------------------------------------------------
+# -- Exchange Online, in memory --------------------------------------------------------------------
 class FakeExchange:
     """Just enough of Exchange Online's behaviour, as a runner for the real ExchangeClient."""
 
@@ -135,7 +135,7 @@ class FakeGraph:
         return [self.app] if self.app else []
 
 
-# -- the REST runner's requests -------------------------------------------------------------------------------------
+# -- the REST runner's requests --------------------------------------------------------------------
 class FakeResponse:
     def __init__(self, status, body=None, headers=None, url="https://exo.example/adminapi/beta/t/InvokeCommand"):
         self.status_code = status
