@@ -15,8 +15,8 @@ import collections
 import os
 import subprocess
 
+from lab_fleet import BIN, FAST, REPO
 from playbook_output import recap  # noqa: F401 - re-exported for the tests
-from test_site_fleet import BIN, FAST, REPO
 
 SLICE = ("acme", "initech")
 SLICE_DIRECTORIES = ("contoso", "fabrikam")

@@ -34,7 +34,7 @@ from awx_plugins.credentials import injectors as awx_injectors
 from awx_plugins.credentials import plugins as awx_credential_types
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from test_site_fleet import DEPLOYMENTS, DIRECTORIES, TENANTS, directory_mailboxes
+from lab_fleet import DEPLOYMENTS, DIRECTORIES, TENANTS, directory_mailboxes
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAMES = dict((tenant_id, name) for name, tenant_id in DIRECTORIES.items())

@@ -6,7 +6,7 @@ __metaclass__ = type
 
 import pytest
 
-from test_ce_support import HandEdits, ce_args, writes  # noqa: F401 pylint: disable=unused-import
+from ce_support import HandEdits, ce_args, writes  # noqa: F401 pylint: disable=unused-import
 
 FAST = {"poll_interval": 0.1, "wait_timeout": 30}
 

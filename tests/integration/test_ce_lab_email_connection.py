@@ -7,8 +7,8 @@ __metaclass__ = type
 import pytest
 from ansible_collections.ceops.exchange_oauth.tests.unit.core_compat import warnings_of
 
-from test_ce_support import (CLIENT_ID, TENANT_ID, HandEdits, ce_args, connection_named, deployment, gateway_named,  # noqa: F401
-                             settings_named, writes)  # pylint: disable=unused-import
+from ce_support import (CLIENT_ID, TENANT_ID, HandEdits, ce_args, connection_named, deployment, gateway_named,  # noqa: F401
+                        settings_named, writes)  # pylint: disable=unused-import
 
 SECRET = "lab-secret~connection-0123456789"
 

@@ -9,8 +9,8 @@ from ansible_collections.ceops.exchange_oauth.tests.unit.core_compat import warn
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_portal import CePortal
 
-from test_ce_support import (HandEdits, ce_args, contract_error, deployment, gateway_named,  # noqa: F401 pylint: disable=unused-import
-                             writes)
+from ce_support import (HandEdits, ce_args, contract_error, deployment, gateway_named,  # noqa: F401 pylint: disable=unused-import
+                        writes)
 
 EXO = {"name": "Exchange Online"}
 

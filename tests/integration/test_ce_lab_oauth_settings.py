@@ -6,8 +6,8 @@ __metaclass__ = type
 
 import hashlib
 
-from test_ce_support import (CLIENT_ID, TENANT_ID, HandEdits, ce_args, deployment,  # noqa: F401 pylint: disable=unused-import
-                             settings_named, writes)
+from ce_support import (CLIENT_ID, TENANT_ID, HandEdits, ce_args, deployment,  # noqa: F401 pylint: disable=unused-import
+                        settings_named, writes)
 
 SECRET = "lab-secret~first-value-0123456789"
 

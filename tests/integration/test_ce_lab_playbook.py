@@ -4,22 +4,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
-import subprocess
-import sys
+from lab_fleet import playbook
 from playbook_output import recap
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.dirname(sys.executable)
 EMEA, US = ["acme", "globex", "initech"], ["umbrella", "hooli", "stark"]
 CLIENT_ID = "0b2f6c1a-5d4e-4f3a-9b8c-7d6e5f4a3b2c"
-
-
-def playbook(lab, tmp_path, *args):
-    env = dict(os.environ, CEOPS_LAB_DIR=lab.state_dir, CEOPS_TOKEN_CACHE_DIR=str(tmp_path / "tokens"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="default")
-    return subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "inventories/lab"] + list(args), cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
 
 
 def ce_writes(lab):

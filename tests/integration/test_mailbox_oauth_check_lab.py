@@ -3,7 +3,7 @@
 Exchange part done by the exo modules, and IMAP/SMTP endpoints that decide from the lab's Exchange state.
 
 The mail endpoints are the lab's own (Dovecot for IMAP, aiosmtpd for SMTP) when the lab serves them
-(lab_imap / lab_smtp in its vars). Without them, the fakes of tests/unit/plugins/module_utils/test_mail_login_fakes.py
+(lab_imap / lab_smtp in its vars). Without them, the fakes of tests/unit/plugins/module_utils/mail_login_fakes.py
 stand in: they run in this process with a certificate of the lab's CA, verify token signatures with the lab's
 published keys and read service principals and FullAccess entries from the lab's Exchange emulator at every login.
 """
@@ -11,8 +11,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import glob
-import json
 import os
 import sys
 
@@ -21,143 +19,11 @@ import pytest
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import mail_login
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "unit", "plugins", "module_utils"))
-from test_mail_login_fakes import (  # noqa: E402  pylint: disable=wrong-import-position
-    IMAP_REFUSAL, ExchangeRules, ExchangeWorld, FakeImapServer, FakeSmtpServer, claims_of, issue_server_cert, unsigned_token)
+from mail_login_fakes import IMAP_REFUSAL, claims_of, unsigned_token  # noqa: E402  pylint: disable=wrong-import-position
+from mail_support import CONTOSO, cached_tokens, lab_serves_mail, lab_tls, mail  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
 
-CONTOSO = "6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51"
 FABRIKAM = "7a2b3c4d-2b3c-4d5e-9f0a-1b2c3d4e5f62"
 SUPPORT, SALES = "ce-support@contoso.onmicrosoft.com", "ce-sales@contoso.onmicrosoft.com"
-
-
-# -- the lab as Exchange Online's mail endpoints ----------------------------------------------------
-def lab_verifier(lab):
-    """verify(token): raises unless the lab's Entra signed it (checked against its published keys)."""
-    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
-    from ceops_lab import jwt
-
-    status, dummy, body = lab.request("GET", "%s/%s/discovery/v2.0/keys" % (lab.vars["lab_authority_host"], CONTOSO))
-    assert status == 200, body
-    keys = dict((k["kid"], RSAPublicNumbers(int.from_bytes(jwt.b64url_decode(k["e"]), "big"),
-                                            int.from_bytes(jwt.b64url_decode(k["n"]), "big")).public_key()) for k in body["keys"])
-
-    def verify(token):
-        header, dummy_claims, signing_input, signature = jwt.decode_unverified(token)
-        if header.get("kid") not in keys:
-            raise jwt.JwtError("unknown signing key")
-        jwt.verify_signature(header, signing_input, signature, keys[header["kid"]])
-    return verify
-
-
-class LabExchange(ExchangeWorld):
-    """Exchange's decision from the lab's Exchange Online state at the moment of each login. Logins arrive
-    from many threads at once, so every decision gets rules of its own."""
-
-    def __init__(self, lab):
-        super().__init__()
-        self.lab = lab
-        self.verify = lab_verifier(lab)
-        self.names = dict((d["tenant_id"], name) for name, d in lab.vars["lab_directories"].items())
-
-    def decide(self, protocol, user, token):
-        try:
-            tenant = claims_of(token).get("tid")
-        except ValueError:
-            tenant = None
-        if tenant not in self.names:
-            self.record(protocol, user, False)
-            return "unknown directory"
-        reason = self.rules(tenant).decide(protocol, user, token)
-        self.record(protocol, user, reason is None)
-        return reason
-
-    def rules(self, tenant):
-        state = self.lab.exchange_state(self.names[tenant])
-        by_sid = dict((s["Sid"], s["ObjectId"]) for s in state["service_principals"])
-        addresses_of = dict((m["PrimarySmtpAddress"], [m["PrimarySmtpAddress"]] + [a.split(":", 1)[1] for a in m["EmailAddresses"]])
-                            for m in state["mailboxes"])
-        rules = ExchangeRules(tenant, [a for addresses in addresses_of.values() for a in addresses], verify=self.verify)
-        for sp in state["service_principals"]:
-            rules.register(sp["AppId"], sp["ObjectId"])
-        for mailbox in state["mailboxes"]:
-            entries = [e for e in mailbox["permissions"] if "FullAccess" in e["AccessRights"] and e["UserSid"] in by_sid]
-            allowed = set(by_sid[e["UserSid"]] for e in entries if not e["Deny"]) - set(by_sid[e["UserSid"]] for e in entries if e["Deny"])
-            for oid in allowed:
-                rules.grant(oid, *addresses_of[mailbox["PrimarySmtpAddress"]])
-        return rules
-
-
-@pytest.fixture(scope="session")
-def lab_tls(lab, tmp_path_factory):
-    """(ca_file, cert_file, key_file): a server certificate from the lab's own CA, so ca_path serves both."""
-    from ceops_lab.ca import CertificateAuthority
-
-    ca = CertificateAuthority.load_or_create(lab.state_dir)
-    directory = tmp_path_factory.mktemp("lab-mail-tls")
-    dummy, cert_file, key_file = issue_server_cert(str(directory), ca.key, ca.cert)
-    return lab.vars["lab_ca_path"], cert_file, key_file
-
-
-def lab_serves_mail(lab):
-    return "lab_imap" in lab.vars and "lab_smtp" in lab.vars
-
-
-class LabMail:
-    """The lab's own IMAP and SMTP endpoints."""
-
-    source = "lab"
-
-    def __init__(self, lab):
-        self.lab = lab
-        self.imap_host, self.imap_port = lab.mail_endpoint("imap")
-        self.smtp_host, self.smtp_port = lab.mail_endpoint("smtp")
-
-    def logins(self):
-        """[(protocol, mailbox, ok)]: imap, smtp (XOAUTH2) or smtp-basic (AUTH LOGIN), oldest first."""
-        return [("smtp-basic" if e["service"] == "smtp" and e["mechanism"].upper() != "XOAUTH2" else e["service"], e["mailbox"],
-                 e["outcome"] == "ok") for e in self.lab.mail_logins()]
-
-    def messages(self):
-        return [{"from": m["mail_from"], "to": m["rcpt_to"], "subject": m["subject"]} for m in self.lab.smtp_messages()]
-
-    def password(self, mailbox):
-        return self.lab.mailbox_password(mailbox)
-
-    def disable_basic_auth(self, directory):
-        self.lab.smtp_settings(directory, smtp_basic_auth_enabled=False)
-
-
-class FakeMail:
-    """The in-process fakes, deciding from the lab's state."""
-
-    source = "fakes"
-
-    def __init__(self, exchange, imap, smtp):
-        self.exchange, self.smtp = exchange, smtp
-        self.imap_host, self.imap_port, self.smtp_host, self.smtp_port = imap.host, imap.port, smtp.host, smtp.port
-
-    def logins(self):
-        return list(self.exchange.logins)
-
-    def messages(self):
-        return [{"from": m["from"], "to": m["to"], "subject": "Test"} for m in self.smtp.messages]
-
-    def password(self, mailbox):
-        self.exchange.passwords[mailbox.lower()] = "Fake-" + mailbox
-        return self.exchange.passwords[mailbox.lower()]
-
-    def disable_basic_auth(self, directory):
-        self.exchange.basic_auth_disabled = True
-
-
-@pytest.fixture
-def mail(fresh_lab, lab_tls):
-    """The mail endpoints: the lab's own when it serves them, else the fakes."""
-    if lab_serves_mail(fresh_lab):
-        yield LabMail(fresh_lab)
-        return
-    exchange = LabExchange(fresh_lab)
-    with FakeImapServer(exchange, lab_tls[1], lab_tls[2]) as imap, FakeSmtpServer(exchange, lab_tls[1], lab_tls[2]) as smtp:
-        yield FakeMail(exchange, imap, smtp)
 
 
 # -- the parts before this one, done by the collection's own modules -------------------------------
@@ -197,13 +63,6 @@ def check_args(lab, app, mail, secret=None, **options):
 def ce_token_requests(lab, app):
     return sum(n for key, n in lab.counters()["tokens"].items() if key.split("|")[1] == app["app_id"])
 
-
-def cached_tokens(directory):
-    tokens = []
-    for path in glob.glob(os.path.join(directory, "*.json")):
-        with open(path) as handle:
-            tokens.append(json.load(handle)["access_token"])
-    return tokens
 
 
 # -- the tests ----------------------------------------------------------------------------------------
@@ -308,7 +167,7 @@ def test_a_token_endpoint_url_of_another_directory(fresh_lab, run_module, parts,
 
 
 def test_the_mail_ca_must_be_trusted(fresh_lab, run_module, parts, mail, tmp_path):
-    from test_mail_login_fakes import make_ca  # pylint: disable=import-outside-toplevel
+    from mail_login_fakes import make_ca  # pylint: disable=import-outside-toplevel
     app = parts.azuread()
     other_ca = make_ca(tmp_path)[0]
     result = run_module("mailbox_oauth_check", check_args(fresh_lab, app, mail, mailboxes=[SUPPORT], mail_ca_path=other_ca))

@@ -13,26 +13,11 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_mailbox_oauth_check_lab import cached_tokens, lab_tls, mail  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+from lab_fleet import BIN, REPO, TENANTS  # noqa: E402  pylint: disable=wrong-import-position
+from mail_support import cached_tokens, lab_tls, mail  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
 from playbook_output import recap, summary
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.dirname(sys.executable)
-
-
-def inventory_tenants():
-    with open(os.path.join(REPO, "inventories", "lab", "hosts.yml")) as handle:
-        inventory = yaml.safe_load(handle)
-    tenants = {}
-    for group in inventory["all"]["children"]["ce_tenants"]["children"].values():
-        tenants.update(group["hosts"])
-    return tenants
-
-
-TENANTS = inventory_tenants()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.ce_portal import CePortal
 
 from reliability import SLICE, SLICE_DIRECTORIES, Run, duplicates, fingerprint, site
-from test_ce_support import HandEdits, ce_args, connection_named, settings_named
+from ce_support import HandEdits, ce_args, connection_named, settings_named
 from playbook_output import summary
 
 SECRET = "lab-secret~concurrency-0123456789"

@@ -21,8 +21,8 @@ import json
 
 import pytest
 
+from lab_fleet import SAVE_APPS
 from reliability import REPO, SLICE, Run, clean_cold_converge, duplicates, fingerprint
-from test_site_fleet import SAVE_APPS
 
 FAULTED = ("login", "graph", "exchange", "winrm", "ce", "imap")
 WITH_RETRY_AFTER = ("graph", "ce")

@@ -9,8 +9,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
+from lab_fleet import playbook
 from playbook_output import recap
-from test_ce_lab_playbook import playbook
 
 SECRET_NAME = "CE mailbox access (acme)"
 ACME_MAILBOXES = set(("imap", m) for m in ("ce-support@contoso.onmicrosoft.com", "ce-sales@contoso.onmicrosoft.com"))

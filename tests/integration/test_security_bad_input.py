@@ -16,10 +16,9 @@ import socket
 
 import pytest
 
-from test_ce_support import ce_args
+from ce_support import ce_args
+from security_support import DIRECTORY, DOMAIN, automation, check_args, exchange_knows_the_automation, ms, permission, winrm
 
-DIRECTORY = "contoso"
-DOMAIN = "contoso.onmicrosoft.com"
 UNKNOWN_TENANT = "0badc0de-0000-4000-8000-000000000001"
 UNKNOWN_APP = "0badc0de-0000-4000-8000-000000000002"
 CE_APP_ID = "11111111-2222-4333-8444-555555555555"
@@ -34,47 +33,10 @@ def closed_port():
         return sock.getsockname()[1]
 
 
-def ms(lab, **overrides):
-    d = lab.vars["lab_directories"][DIRECTORY]
-    args = dict(tenant_id=d["tenant_id"], client_id=d["automation_client_id"], client_secret=d["automation_client_secret"],
-                authority_host=lab.vars["lab_authority_host"], graph_endpoint=lab.vars["lab_graph_endpoint"],
-                exchange_endpoint=lab.vars["lab_exchange_endpoint"], ca_path=lab.vars["lab_ca_path"])
-    args.update(overrides)
-    return args
-
-
-def automation(lab):
-    return lab.directory(DIRECTORY)
-
-
-def winrm(lab, **overrides):
-    w = lab.vars["lab_winrm"]
-    options = dict(host=w["host"], port=w["port"], scheme=w["scheme"], path=w["path"], transport=w["transport"], username=w["username"],
-                   password=w["password"], ca_path=lab.vars["lab_ca_path"], certificate_thumbprint=w["certificate_thumbprints"][DIRECTORY])
-    options.update(overrides)
-    return options
-
-
 def own_sp(lab, **overrides):
     """exo_service_principal options for the automation identity's own app and service principal (they exist in Entra)."""
     d = automation(lab)
     return ms(lab, app_id=d["automation_client_id"], object_id=d["automation_service_principal_id"], **overrides)
-
-
-def permission(lab, mailboxes, **overrides):
-    args = ms(lab, user=automation(lab)["automation_service_principal_id"], mailboxes=mailboxes)
-    args.update(overrides)
-    return args
-
-
-def check_args(lab, **overrides):
-    imap, smtp = lab.vars["lab_imap"], lab.vars["lab_smtp"]
-    d = lab.vars["lab_directories"][DIRECTORY]
-    args = dict(tenant_id=d["tenant_id"], client_id=d["automation_client_id"], client_secret=d["automation_client_secret"],
-                authority_host=lab.vars["lab_authority_host"], ca_path=lab.vars["lab_ca_path"], imap_host=imap["host"],
-                imap_port=imap["port"], smtp_host=smtp["host"], smtp_port=smtp["port"], mailboxes=["ce-support@" + DOMAIN])
-    args.update(overrides)
-    return args
 
 
 def oauth(lab, deployment="emea", **overrides):
@@ -99,12 +61,6 @@ def ce_objects(lab, run_module, deployment="emea", tenant="acme"):
 def pop3_gateway(lab, run_module):
     ce_objects(lab, run_module)
     assert not run_module("ce_email_gateway", ce_args(lab, name="POP", inbound={"protocol": "pop3", "port": 995})).get("failed")
-
-
-def exchange_knows_the_automation(lab, run_module=None):
-    """Exchange has the automation identity's service principal, as if exo_service_principal had run for it."""
-    d = automation(lab)
-    lab.exchange_register_service_principal(DIRECTORY, d["automation_client_id"], d["automation_service_principal_id"], "ceops automation")
 
 
 def revoke(*roles, resource="graph"):

@@ -16,9 +16,9 @@ import re
 
 import pytest
 
-from test_ce_support import ce_args
-from test_security_bad_input import automation, exchange_knows_the_automation, ms, permission
-from test_site_fleet import REPO, Fleet
+from ce_support import ce_args
+from security_support import automation, exchange_knows_the_automation, ms, permission
+from lab_fleet import REPO, Fleet
 
 # What docs/security.md says the automation identity of a directory needs for site.yml (the union of the playbooks').
 GRAPH_PERMISSIONS = {"Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All"}

@@ -38,8 +38,8 @@ import urllib.parse
 
 import pytest
 
-from test_ce_support import CLIENT_ID, TENANT_ID, ce_args
-from test_site_fleet import REPO, SAVE_APPS, Fleet
+from ce_support import CLIENT_ID, TENANT_ID, ce_args
+from lab_fleet import REPO, SAVE_APPS, Fleet
 
 import ansible_runner
 from ansible.module_utils.basic import PASSWORD_MATCH

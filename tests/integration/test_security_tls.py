@@ -13,8 +13,8 @@ __metaclass__ = type
 import pytest
 from ansible_collections.ceops.exchange_oauth.tests.unit.core_compat import warnings_of
 
-from test_ce_support import ce_args
-from test_security_bad_input import automation, check_args, ms, winrm
+from ce_support import ce_args
+from security_support import automation, check_args, ms, winrm
 
 SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
 

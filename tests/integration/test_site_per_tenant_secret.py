@@ -12,7 +12,8 @@ __metaclass__ = type
 
 import re
 
-from test_site_fleet import DIRECTORIES, Fleet, TENANTS, summary  # the fleet tests' own helpers
+from lab_fleet import DIRECTORIES, TENANTS, Fleet
+from playbook_output import summary
 
 CONTOSO = DIRECTORIES["contoso"]
 ADD_PASSWORD = "POST /v1.0/applications/{id}/addPassword"

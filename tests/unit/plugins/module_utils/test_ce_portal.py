@@ -14,7 +14,7 @@ from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import 
 
 # ansible-test units imports test files by their collection name, not with their folder on sys.path.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_ce_fake_portal import DEPLOYMENT_TOKEN, FakePortal, FakeResponse  # noqa: E402  pylint: disable=wrong-import-position
+from fake_portal import DEPLOYMENT_TOKEN, FakePortal, FakeResponse  # noqa: E402  pylint: disable=wrong-import-position
 
 
 @pytest.fixture

@@ -6,7 +6,9 @@ __metaclass__ = type
 
 import base64
 import json
+import os
 import re
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,8 +18,10 @@ import requests
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import exchange, exo_errors, exo_powershell, exo_rest, exo_winrm
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import Transport
 
-TENANT = "6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51"
-APP = "42417622-2b96-42f2-9804-f25bf4fa86e5"
+# ansible-test units imports test files by their collection name, not with their folder on sys.path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from exchange_fakes import APP, TENANT, FakeAuth, FakeResponse, FakeSession  # noqa: E402  pylint: disable=wrong-import-position
+
 THUMB = "0123456789ABCDEF0123456789ABCDEF01234567"
 NOT_FOUND = ("Ex6F9304|Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException|The operation couldn't be performed "
              "because object 'nope@contoso.onmicrosoft.com' couldn't be found on 'AM0PR01A001DC01.EURPR01A001.prod.outlook.com'.")
@@ -25,52 +29,6 @@ INJECTION = "x'; Remove-Mailbox -Identity y; '"
 
 
 # -- fakes ----------------------------------------------------------------------------------------
-class FakeResponse:
-    def __init__(self, status, body=None, headers=None, url="https://exo.example/adminapi/beta/t/InvokeCommand"):
-        self.status_code = status
-        self._body = body
-        self.headers = requests.structures.CaseInsensitiveDict(headers or {})
-        self.text = "" if body is None else json.dumps(body)
-        self.content = self.text.encode()
-        self.reason = "reason"
-        self.url = url
-        self.request = type("R", (), {"method": "POST"})()
-
-    def json(self):
-        if self._body is None:
-            raise ValueError("no json")
-        return self._body
-
-
-class FakeSession:
-    def __init__(self, answers):
-        self.answers = list(answers)
-        self.headers = {}
-        self.calls = []
-
-    def request(self, method, url, **kwargs):
-        self.calls.append(dict(kwargs, method=method, url=url))
-        return self.answers.pop(0)
-
-    def mount(self, prefix, adapter):
-        pass
-
-
-class FakeAuth:
-    client_id = APP
-    endpoints = {"exchange_endpoint": "https://exo.example"}
-    ca_path = None
-    validate_certs = True
-    timeout = 30
-
-    def __init__(self):
-        self.calls = 0
-
-    def exchange_token(self):
-        self.calls += 1
-        return "token-%d" % self.calls
-
-
 def rest_runner(answers, clock=None):
     transport = Transport("Exchange Online", base_url="https://exo.example", error_parser=exo_errors.exchange_error_parser,
                           sleep=lambda s: None)

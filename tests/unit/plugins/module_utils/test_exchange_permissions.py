@@ -4,8 +4,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import threading
-import time
+import os
+import sys
 
 import pytest
 
@@ -15,109 +15,12 @@ from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_errors im
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.reconcile import StepError, TaskError
 
-TENANT = "6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51"
-APP_ID = "11111111-1111-4111-8111-111111111111"
-APP_OBJECT_ID = "22222222-2222-4222-8222-222222222222"
-SP_ID = "33333333-3333-4333-8333-333333333333"
+# ansible-test units imports test files by their collection name, not with their folder on sys.path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from exchange_fakes import (APP_ID, APP_OBJECT_ID, MAILBOXES, SP_ID, TENANT, FakeExchange, FakeGraph,  # noqa: E402
+                            registered)  # pylint: disable=wrong-import-position
+
 OTHER_ID = "44444444-4444-4444-8444-444444444444"
-MAILBOXES = ["ce-%s@contoso.onmicrosoft.com" % n for n in ("support", "sales", "billing")]
-WRITES = ("New-ServicePrincipal", "Set-ServicePrincipal", "Remove-ServicePrincipal", "Add-MailboxPermission", "Remove-MailboxPermission")
-
-
-class FakeExchange:
-    """Just enough of Exchange Online's behaviour, as a runner for the real ExchangeClient."""
-
-    def __init__(self, mailboxes=MAILBOXES, delay=0.0):
-        self.service_principals = []
-        self.permissions = dict((m.lower(), [{"User": "NT AUTHORITY\\SELF", "AccessRights": ["FullAccess", "ReadPermission"],
-                                              "IsInherited": False, "Deny": False, "InheritanceType": "All"}]) for m in mailboxes)
-        self.calls = []
-        self.delay = delay
-        self.active = self.max_active = 0
-        self.lock = threading.Lock()
-        self.fail = {}
-
-    def writes(self):
-        return [c for c, _params in self.calls if c in WRITES]
-
-    def find_sp(self, identity):
-        for sp in self.service_principals:
-            if identity.lower() in (sp["AppId"].lower(), sp["ObjectId"].lower(), sp["DisplayName"].lower()):
-                return sp
-        return None
-
-    def not_found(self, cmdlet, what):
-        return ExchangeError("The operation couldn't be performed because object '%s' couldn't be found on 'AM0PR01'." % what,
-                             cmdlet=cmdlet, error_type="Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException")
-
-    def invoke(self, cmdlet, p):
-        with self.lock:
-            self.calls.append((cmdlet, p))
-            self.active += 1
-            self.max_active = max(self.max_active, self.active)
-        try:
-            time.sleep(self.delay)
-            if cmdlet in self.fail:
-                raise self.fail[cmdlet]
-            return getattr(self, cmdlet.replace("-", "_").lower())(cmdlet, p), []
-        finally:
-            with self.lock:
-                self.active -= 1
-
-    def get_serviceprincipal(self, cmdlet, p):
-        sp = self.find_sp(p["Identity"])
-        if not sp:
-            raise self.not_found(cmdlet, p["Identity"])
-        return [dict(sp)]
-
-    def new_serviceprincipal(self, cmdlet, p):
-        sp = {"AppId": p["AppId"], "ObjectId": p["ObjectId"], "DisplayName": p.get("DisplayName") or p["AppId"],
-              "Identity": p["ObjectId"]}
-        self.service_principals.append(sp)
-        return [dict(sp)]
-
-    def set_serviceprincipal(self, cmdlet, p):
-        self.find_sp(p["Identity"])["DisplayName"] = p["DisplayName"]
-        return []
-
-    def remove_serviceprincipal(self, cmdlet, p):
-        self.service_principals.remove(self.find_sp(p["Identity"]))
-        return []
-
-    def entries(self, cmdlet, mailbox):
-        if mailbox.lower() not in self.permissions:
-            raise self.not_found(cmdlet, mailbox)
-        return self.permissions[mailbox.lower()]
-
-    def get_mailboxpermission(self, cmdlet, p):
-        return [dict(e, Identity=p["Identity"]) for e in self.entries(cmdlet, p["Identity"])]
-
-    def add_mailboxpermission(self, cmdlet, p):
-        entries = self.entries(cmdlet, p["Identity"])
-        sp = self.find_sp(p["User"])
-        # Exchange shows a service principal by its Identity (its ObjectId) in the User column, as the lab does.
-        user = sp["Identity"] if sp else p["User"]
-        for entry in entries:
-            if entry["User"] == user and not entry["IsInherited"] and not entry["Deny"] and set(p["AccessRights"]) <= set(entry["AccessRights"]):
-                raise ExchangeError("An existing permission entry was found for user: %s." % user, cmdlet=cmdlet)
-        entries.append({"User": user, "AccessRights": list(p["AccessRights"]), "IsInherited": False, "Deny": False,
-                        "InheritanceType": p["InheritanceType"]})
-        return []
-
-    def remove_mailboxpermission(self, cmdlet, p):
-        entries = self.entries(cmdlet, p["Identity"])
-        user = self.find_sp(p["User"])["Identity"]
-        for entry in list(entries):
-            if entry["User"] == user and not entry["IsInherited"] and not entry["Deny"]:
-                entry["AccessRights"] = [r for r in entry["AccessRights"] if r not in p["AccessRights"]]
-                if not entry["AccessRights"]:
-                    entries.remove(entry)
-        return []
-
-
-def registered(fake, display_name="CE Email"):
-    fake.service_principals.append({"AppId": APP_ID, "ObjectId": SP_ID, "DisplayName": display_name, "Identity": SP_ID})
-    return fake
 
 
 def mailbox_params(**kwargs):
@@ -295,21 +198,6 @@ def test_parallelism_is_bounded_and_used():
 
 
 # -- exo_service_principal ------------------------------------------------------------------------
-class FakeGraph:
-    def __init__(self, sp_id=SP_ID, app_object_id=APP_OBJECT_ID, error=None):
-        self.sp = {"id": sp_id, "appId": APP_ID, "displayName": "CE Email"} if sp_id else None
-        self.app = {"id": app_object_id, "appId": APP_ID} if app_object_id else None
-        self.error = error
-
-    def get_service_principal(self, app_id):
-        if self.error:
-            raise self.error
-        return self.sp
-
-    def find_applications(self, app_id=None):
-        return [self.app] if self.app else []
-
-
 def sp_params(**kwargs):
     params = dict(tenant_id=TENANT, app_id=APP_ID, object_id=SP_ID, display_name=None, state="present", verify_object_id=True)
     params.update(kwargs)

@@ -3,48 +3,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+import sys
+
 import pytest
 import requests
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import _http as http
 
-
-class FakeResponse:
-    def __init__(self, status, headers=None, body=None):
-        self.status_code = status
-        self.headers = requests.structures.CaseInsensitiveDict(headers or {})
-        self._body = body
-        self.text = "" if body is None else str(body)
-        self.reason = "reason"
-        self.url = "https://svc.example/v1/thing?secret=1"
-        self.content = b"x" if body is not None else b""
-        self.request = type("R", (), {"method": "GET"})()
-
-    def json(self):
-        if self._body is None:
-            raise ValueError("no json")
-        return self._body
-
-
-class FakeSession:
-    def __init__(self, answers):
-        self.answers = list(answers)
-        self.headers = {}
-        self.calls = []
-
-    def request(self, method, url, **kwargs):
-        self.calls.append((method, url, kwargs))
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
-def transport(answers, **kwargs):
-    sleeps = []
-    t = http.Transport("svc", base_url="https://svc.example/v1", sleep=sleeps.append, **kwargs)
-    t.session = FakeSession(answers)
-    return t, sleeps
+# ansible-test units imports test files by their collection name, not with their folder on sys.path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from http_fakes import FakeResponse, transport  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def test_retry_after_seconds_and_dates():

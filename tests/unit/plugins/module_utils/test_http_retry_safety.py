@@ -14,7 +14,7 @@ from ansible_collections.ceops.exchange_oauth.plugins.module_utils import _http 
 
 # ansible-test units imports test files by their collection name, not with their folder on sys.path.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_http import FakeResponse, transport  # noqa: E402  pylint: disable=wrong-import-position
+from http_fakes import FakeResponse, transport  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def answered(status, method):

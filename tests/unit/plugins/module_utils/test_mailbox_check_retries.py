@@ -14,7 +14,7 @@ from ansible_collections.ceops.exchange_oauth.plugins.module_utils import mailbo
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.mailbox_check import MailboxOAuthCheck, is_temporary, retry_delays
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_mail_login_fakes import unsigned_token  # noqa: E402  pylint: disable=wrong-import-position
+from mail_login_fakes import unsigned_token  # noqa: E402  pylint: disable=wrong-import-position
 
 TENANT = "6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51"
 APP, SP = "0b2f6c1a-5d4e-4f3a-9b8c-7d6e5f4a3b2c", "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"

@@ -15,7 +15,7 @@ from ansible_collections.ceops.exchange_oauth.plugins.module_utils import _http,
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exo_errors import ExchangeError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_exchange import FakeAuth, FakeResponse, FakeSession, TENANT  # noqa: E402  pylint: disable=wrong-import-position
+from exchange_fakes import FakeAuth, FakeResponse, FakeSession, TENANT  # noqa: E402  pylint: disable=wrong-import-position
 
 PASSWORD = "Hunter2%2Fpass"
 GUID = "6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51"

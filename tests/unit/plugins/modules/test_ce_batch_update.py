@@ -10,7 +10,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-from test_ce_fake_portal import FakePortal, ModuleRunner, warnings_of  # noqa: E402  pylint: disable=wrong-import-position
+from fake_portal import FakePortal, ModuleRunner, warnings_of  # noqa: E402  pylint: disable=wrong-import-position
 
 FAST = {"poll_interval": 1, "wait_timeout": 60}
 

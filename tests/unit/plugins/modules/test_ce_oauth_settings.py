@@ -10,7 +10,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-from test_ce_fake_portal import URL, FakePortal, ModuleRunner  # noqa: E402  pylint: disable=wrong-import-position
+from fake_portal import URL, FakePortal, ModuleRunner  # noqa: E402  pylint: disable=wrong-import-position
 
 TENANT_ID = "6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51"
 CLIENT_ID = "0b2f6c1a-5d4e-4f3a-9b8c-7d6e5f4a3b2c"

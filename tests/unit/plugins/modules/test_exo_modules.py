@@ -16,8 +16,8 @@ from ansible_collections.ceops.exchange_oauth.plugins.module_utils import micros
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.exchange import ExchangeClient
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-from test_exchange_permissions import (APP_ID, APP_OBJECT_ID, MAILBOXES, SP_ID, TENANT, FakeExchange, FakeGraph,  # noqa: E402
-                                       registered)  # pylint: disable=wrong-import-position
+from exchange_fakes import (APP_ID, APP_OBJECT_ID, MAILBOXES, SP_ID, TENANT, FakeExchange, FakeGraph,  # noqa: E402
+                            registered)  # pylint: disable=wrong-import-position
 
 AUTH = dict(tenant_id=TENANT, client_id="55555555-5555-4555-8555-555555555555", client_secret="s3cret", token_cache_dir="/nonexistent")
 THUMBPRINT = "0123456789ABCDEF0123456789ABCDEF01234567"

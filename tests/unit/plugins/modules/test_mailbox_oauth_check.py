@@ -16,7 +16,7 @@ from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import 
 from ansible_collections.ceops.exchange_oauth.plugins.modules import mailbox_oauth_check
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-from test_mail_login_fakes import (  # noqa: E402  pylint: disable=wrong-import-position
+from mail_login_fakes import (  # noqa: E402  pylint: disable=wrong-import-position
     IMAP_REFUSAL, SMTP_REFUSAL, ExchangeRules, FakeImapServer, FakeSmtpServer, make_ca, unsigned_token)
 
 TENANT = "6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51"

@@ -1,14 +1,11 @@
 # -*- coding: utf-8 -*-
-"""Helpers for the ce_* lab tests (no tests here): a module runner, Portal options, edits by hand.
+"""Helpers for the ce_* lab tests: a module runner, Portal options, edits by hand.
 
 The module runner is the shared `run_module` fixture of tests/integration/conftest.py.
 """
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
-
-
-import pytest
 
 TENANT_ID = "6f1c2d3e-1a2b-4c5d-8e9f-0a1b2c3d4e51"   # contoso
 CLIENT_ID = "0b2f6c1a-5d4e-4f3a-9b8c-7d6e5f4a3b2c"
