@@ -130,6 +130,7 @@ class CallbackModule(CallbackBase):
         self.run = FleetRun(check_mode=bool(context.CLIARGS.get("check")))
         self.on_terminal = sys.stdout.isatty()
         self.running_shown = False  # a running line is on the terminal's last line
+        self.running_text = None
         self.last_running = 0.0
 
     # -- output -------------------------------------------------------------------------------------------------------
@@ -151,8 +152,9 @@ class CallbackModule(CallbackBase):
         if line is None:
             return
         if self.on_terminal:
-            self._display.display("\r%s\x1b[K" % line, newline=False, screen_only=True)
-            self.running_shown = True
+            if line != self.running_text or not self.running_shown:
+                self._display.display("\r%s\x1b[K" % line, newline=False, screen_only=True)
+                self.running_shown, self.running_text = True, line
         elif changed and time.time() - self.last_running >= self.get_option("progress_interval"):
             self._display.display("  ... %s" % line)
             self.last_running = time.time()
