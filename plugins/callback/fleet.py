@@ -182,7 +182,7 @@ class CallbackModule(CallbackBase):
                       ("ignored", summary["ignored"], C.COLOR_WARN))
             self._display.display("%s : %s" % (hostcolor(host, summary), " ".join(colorize(n, v, c) for n, v, c in counts)),
                                   screen_only=True)
-            self._display.display("%s : %s" % (hostcolor(host, summary, False), " ".join(colorize(n, v, None) for n, v, _ in counts)),
+            self._display.display("%s : %s" % (hostcolor(host, summary, False), " ".join(colorize(n, v, None) for n, v, _colour in counts)),
                                   log_only=True)
         self._display.display("", screen_only=True)
 

@@ -204,7 +204,7 @@ class FleetRun(object):
         for host, (task, message) in play.fatal.items():
             if host not in play.new_failures:  # a rescue recorded it: shown above
                 lines.append(("failed", "  FAILED %s: %s: %s" % (host, task, message if message is not None else HIDDEN)))
-        recorded = [message for entries in play.new_failures.values() for _, message in entries]
+        recorded = [message for entries in play.new_failures.values() for _part, message in entries]
         for host, task, message in play.ignored:
             if message is None:
                 lines.append(("failed", "  %s: %s failed, its output hidden (no_log); the summary says which CE tenants it failed"

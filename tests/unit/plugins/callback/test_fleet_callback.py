@@ -191,8 +191,8 @@ def test_diffs_are_shown_with_diff_and_name_the_task_and_host(callback):
     elect(plugin)
     gateway_play(plugin)
     connection = task("Make sure the CE tenant's email connection uses them", action="ceops.exchange_oauth.ce_email_connection")
-    plugin.v2_on_file_diff(result("globex", connection, {"changed": True, "diff": {"before": {"use_oauth_receive": False},
-                                                                                    "after": {"use_oauth_receive": True}}}))
+    diff = {"before": {"use_oauth_receive": False}, "after": {"use_oauth_receive": True}}
+    plugin.v2_on_file_diff(result("globex", connection, {"changed": True, "diff": diff}))
     lines = display.lines()
     at = lines.index("  diff of Make sure the CE tenant's email connection uses them on globex:")
     assert '-    "use_oauth_receive": false' in lines[at + 1] and '+    "use_oauth_receive": true' in lines[at + 1]

@@ -70,7 +70,7 @@ def gateway_play(run):
 
 
 def texts(lines):
-    return [text for _, text in lines]
+    return [text for _kind, text in lines]
 
 
 # -- the fleet and the units --------------------------------------------------------------------------------------------
