@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 export PATH="$PWD/$VENV/bin:$PATH"
 
-# The plot needs matplotlib, which nothing else of the project needs: installed here, not by make venv.
+# The plot needs matplotlib, which make demo's venv has not (make venv installs it, for the picture's test): installed here.
 python -c 'import matplotlib' 2>/dev/null || python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 # The lab's IMAP endpoint (the proof's logins) is a private Dovecot; GNU time measures each module process.
 scripts/ensure-system-packages.sh dovecot-imapd time

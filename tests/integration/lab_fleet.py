@@ -61,12 +61,14 @@ class Fleet:
         self.runs = 0
         self.ms_apps_file = str(work / "ms_apps.json")
 
-    def run(self, playbook, *args, host_vars=None, group_vars=None, apps=True):
+    def run(self, playbook, *args, host_vars=None, group_vars=None, apps=True, environment=None):
         """ansible-playbook over the lab inventory, with its own token cache. host_vars / group_vars ({name: vars}) go
-        into a second inventory source, as host_vars/ and group_vars/ files of a real inventory would."""
+        into a second inventory source, as host_vars/ and group_vars/ files of a real inventory would; environment adds to
+        (or overrides) the environment, e.g. another stdout callback."""
         self.runs += 1
         env = dict(os.environ, CEOPS_LAB_DIR=self.lab.state_dir, CEOPS_TOKEN_CACHE_DIR=str(self.work / ("tokens-%d" % self.runs)),
                    ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="default")
+        env.update(environment or {})
         command = [os.path.join(BIN, "ansible-playbook"), "-i", "inventories/lab"]
         if host_vars or group_vars:
             extra = self.work / ("inventory-%d" % self.runs)

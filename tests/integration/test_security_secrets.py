@@ -28,18 +28,17 @@ __metaclass__ = type
 import base64
 import glob
 import hashlib
-import html
 import importlib
 import json
 import os
 import re
 import stat
-import urllib.parse
 
 import pytest
 
 from ce_support import CLIENT_ID, TENANT_ID, ce_args
 from lab_fleet import REPO, SAVE_APPS, Fleet
+from security_support import lab_secrets, variants
 
 import ansible_runner
 from ansible.module_utils.basic import PASSWORD_MATCH
@@ -53,46 +52,6 @@ UNKNOWN_MAILBOX = "ce-nobody@northwind.onmicrosoft.com"
 UNICODE_TENANT = "umbr\u00e9lla"
 # Every option that holds a credential, at any depth (winrm.password, smtp_basic_auth[].password).
 SECRET_OPTIONS = frozenset(("client_secret", "client_certificate_password", "ce_token", "ce_password", "password"))
-
-
-def lab_secrets(lab):
-    """Every credential the lab hands out: automation secrets, the certificate key, CE tokens and passwords, WinRM and mailbox passwords."""
-    v = lab.vars
-    found = {}
-    for name, d in v["lab_directories"].items():
-        found["automation secret " + name] = d.get("automation_client_secret")
-        path = d.get("automation_certificate_path")
-        if path:
-            with open(path) as handle:
-                pem = handle.read()
-            body = pem.split("PRIVATE KEY-----", 1)[1].split("-----END", 1)[0]
-            for number, line in enumerate(l for l in body.splitlines() if len(l.strip()) >= 40):
-                found["certificate key %s line %d" % (name, number)] = line.strip()
-    for name, deployment in v["lab_ce_deployments"].items():
-        for who, creds in [("admin", deployment)] + sorted(deployment["tenants"].items()):
-            found["CE %s %s token" % (name, who)] = creds["admin_token"]
-            found["CE %s %s password" % (name, who)] = creds["admin_password"]
-    found["WinRM password"] = v["lab_winrm"]["password"]
-    for address, password in v["lab_mailbox_passwords"].items():
-        found["mailbox password " + address] = password
-    return dict((k, s) for k, s in found.items() if s)
-
-
-def _lower_hex(text):
-    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text)
-
-
-def variants(secret):
-    """How a value may appear when it leaks: as is, percent- and form-encoded (either case of hex digits), JSON-escaped
-    (with and without ensure_ascii, \\u in either case, an escaped solidus), HTML-escaped, and a form or JSON body that
-    carries it quoted in a JSON message (what a client shows of a service that echoes the request)."""
-    as_json = json.dumps(secret)[1:-1]
-    encoded = set((secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote(secret), urllib.parse.quote_plus(secret),
-                   as_json, json.dumps(secret, ensure_ascii=False)[1:-1], as_json.replace("/", "\\/"), html.escape(secret),
-                   re.sub(r"\\u[0-9a-f]{4}", lambda m: m.group(0).upper().replace("\\U", "\\u"), as_json)))
-    encoded |= set(_lower_hex(form) for form in encoded)
-    encoded |= set(json.dumps(form)[1:-1] for form in list(encoded))
-    return encoded
 
 
 def files_under(*roots):
