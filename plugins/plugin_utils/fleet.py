@@ -330,6 +330,89 @@ def exchange_handoff(views, service_principal, permissions, app, fail_on_mailbox
     return unit_handoff(views, "Exchange Online", result, fact_of, failures_of)
 
 
+# -- mailboxes that leave ------------------------------------------------------------------------------------------------
+def listed_mailboxes(view, in_run):
+    """The mailboxes a CE tenant lists (lower-cased), or None when this run cannot know them: it takes its mailboxes from
+    its CE email connection (ce_mailboxes_from_portal) and this run did not read them (it is outside the run, or failed)."""
+    if view.get("mailboxes_from_portal") and (not in_run or failed(view)):
+        return None
+    return lowered(view.get("mailboxes"))
+
+
+def read_mailboxes(view):
+    """What CE reads for a CE tenant: the mailboxes of its email connection as the CE part read them in this run."""
+    return lowered((view.get("ce") or {}).get("mailboxes"))
+
+
+def mailbox_revocations(views, inventory_views, offboarding=False):
+    """Which mailboxes of one app unit lose the FullAccess of CE's service principal now, and why others stay
+    (docs/ownership.md). ``views``: the unit's CE tenants in the run; ``inventory_views``: every CE tenant of the unit in the
+    inventory, so that a --limit run never takes a mailbox from a CE tenant outside it.
+
+    A mailbox is a candidate when a live CE tenant of the run no longer lists it while its CE email connection still reads it
+    (the connection's mailbox list is the record of what CE reads: no scan of the Exchange organisation), when the inventory
+    names it in the CE tenant's ce_mailboxes_removed, or, for a CE tenant that leaves (offboard.yml), when it lists it or its
+    connection reads it. A candidate is revoked only when no other CE tenant of the unit lists it; when the list of one of
+    them is not known to this run, nothing is revoked.
+    -> {"revoke": [...], "candidates": {mailbox: [hosts]}, "kept": {mailbox: [hosts listing it]}, "unknown": [hosts]}"""
+    run_hosts = set(v["host"] for v in views)
+    candidates = {}
+    for view in alive(views):
+        listed = lowered(view.get("mailboxes"))
+        if offboarding:
+            found = listed + read_mailboxes(view)
+        else:
+            # A CE tenant whose list is its connection's cannot show a mailbox that left it there: ce_mailboxes_removed can.
+            found = [] if view.get("mailboxes_from_portal") else [m for m in read_mailboxes(view) if m not in listed]
+            found += lowered(view.get("mailboxes_removed"))
+        for mailbox in lowered(found):
+            candidates.setdefault(mailbox, []).append(view["host"])
+    keep, unknown, seen = {}, [], set()
+    for view in list(views) + list(inventory_views or []):
+        if view["host"] in seen or (offboarding and view["host"] in run_hosts):
+            continue
+        seen.add(view["host"])
+        listed = listed_mailboxes(view, view["host"] in run_hosts)
+        if listed is None:
+            unknown.append(view["host"])
+            continue
+        for mailbox in listed:
+            keep.setdefault(mailbox, []).append(view["host"])
+    revoke = [] if unknown else [m for m in candidates if m not in keep]
+    return {"revoke": revoke, "candidates": candidates, "kept": dict((m, keep[m]) for m in candidates if m in keep), "unknown": unknown}
+
+
+def revocation_handoff(views, inventory_views, result, offboarding=False, check_mode=False):
+    """Each live member's share of the unit's revocation (the exo_mailbox_permission result with state absent): the mailboxes
+    of its own that lost CE's FullAccess (or would, in a plan), those its connection still reads although no CE tenant lists
+    them, those another CE tenant still lists, and why none went when the run cannot tell. A mailbox that could not be
+    revoked fails the CE tenant it came from."""
+    decision = mailbox_revocations(views, inventory_views, offboarding)
+    records = dict((str(r.get("mailbox") or "").lower(), r) for r in (result or {}).get("mailboxes") or [])
+    unit_failed = bool((result or {}).get("failed")) and not records
+    held = None
+    if decision["unknown"]:
+        held = ("CE tenant(s) %s of this directory take their mailboxes from the CE Portal and this run did not read them (not in the "
+                "run, or failed): run with them to revoke" % ", ".join(sorted(decision["unknown"])))
+    handoff = []
+    for view in alive(views):
+        mine = [m for m, hosts in decision["candidates"].items() if view["host"] in hosts]
+        gone = [m for m in mine if m in decision["revoke"] and not unit_failed and records.get(m, {}).get("result") in ("removed", "unchanged")]
+        failed_here = [m for m in mine if m in decision["revoke"] and (unit_failed or records.get(m, {}).get("result") == "failed")]
+        fact = {"revoked": [m for m in gone if records[m]["result"] == "removed"],
+                "already_gone": [m for m in gone if records[m]["result"] == "unchanged"],
+                "still_read": [] if offboarding else [m for m in gone if m in read_mailboxes(view)],
+                "kept": dict((m, [h for h in decision["kept"][m] if h != view["host"]]) for m in mine if m in decision["kept"]),
+                "held": held if mine else None, "planned": bool(check_mode)}
+        failures = list(view.get("failures") or [])
+        if failed_here:
+            reasons = "; ".join(one_line((records.get(m) or {}).get("message") or (result or {}).get("msg")) for m in failed_here)
+            failures.append(failure("Exchange Online", "CE tenant %s, directory %s: the FullAccess of CE's app on %s could not be revoked: %s"
+                                    % (view["host"], view.get("tenant_id"), ", ".join(failed_here), reasons)))
+        handoff.append({"host": view["host"], "fact": fact, "failures": failures})
+    return handoff
+
+
 # -- the CE part ---------------------------------------------------------------------------------------------------------
 def gateway_handoff(views, result, gateway_name):
     """Each live member of a CE deployment: the gateway its connection uses (the adopted one keeps its own name), the CE
@@ -540,10 +623,36 @@ def secret_report(views, warn_days=30, now=None):
 
 
 # -- the summary ---------------------------------------------------------------------------------------------------------
-def summary_record(view, now=None):
+def revocation_record(revoked):
+    """What the summary says of the mailboxes that left a CE tenant (revocation_handoff's fact), or None when none did."""
+    revoked = revoked or {}
+    record = dict((key, revoked.get(key) or []) for key in ("revoked", "already_gone", "still_read"))
+    record.update(kept=revoked.get("kept") or {}, held=revoked.get("held"), planned=bool(revoked.get("planned")))
+    return record if any((record["revoked"], record["already_gone"], record["kept"], record["held"])) else None
+
+
+def revocation_lines(record):
+    lines = []
+    if record["revoked"]:
+        lines.append("    FullAccess %s on %s: no CE tenant of the directory lists %s" % (
+            "to be revoked" if record["planned"] else "revoked", ", ".join(record["revoked"]), "it" if len(record["revoked"]) == 1 else "them"))
+    if record["still_read"]:
+        them = "it" if len(record["still_read"]) == 1 else "them"
+        lines.append("    CE's email connection still reads %s, which no CE tenant of the directory lists: CE's app %s no FullAccess there, "
+                     "so CE cannot read %s; remove %s from the connection in the CE Portal, or list %s in ce_mailboxes again" % (
+                         ", ".join(record["still_read"]), "will have" if record["planned"] else "has", them, them, them))
+    for mailbox, hosts in sorted(record["kept"].items()):
+        lines.append("    FullAccess kept on %s: %s" % (mailbox, "listed by %s" % ", ".join(hosts) if hosts else "this CE tenant lists it"))
+    if record["held"]:
+        lines.append("    FullAccess not revoked: %s" % record["held"])
+    return lines
+
+
+def summary_record(view, now=None, proof_skipped=False):
     """Everything the summary says of one CE tenant, from what the run knows (also of a CE tenant that failed). A CE tenant
     whose CE part ran (a plan, for one) and that nothing stops is "not converged" until CE holds a current secret of CE's
-    app; one whose CE part did not run (a part run alone) is "done", never "ok"."""
+    app; one whose CE part did not run (a part run alone) is "done", never "ok". A proof skipped on purpose (ceops_skip_proof,
+    or --skip-tags proof) is "not checked (skipped)", and never a failure."""
     app = view.get("app") or {}
     access = view.get("access") or {}
     ce = view.get("ce") or {}
@@ -573,12 +682,18 @@ def summary_record(view, now=None):
         # The secret CE got from this collection has run out (nothing renewed it: a plan, or the proof alone).
         record["failures"].append(failure("CE", "the client secret CE holds expired on %s: run site.yml, which gives CE a new one"
                                           % app.get("client_secret_end")))
-    if view.get("require_secret") and proof.get("mailboxes") is None and not record["failures"]:
+    revocation = revocation_record(view.get("revoked"))
+    if revocation:
+        record["revocation"] = revocation
+    skipped = (proof_skipped or view.get("skip_proof")) and proof.get("mailboxes") is None
+    if view.get("require_secret") and proof.get("mailboxes") is None and not record["failures"] and not skipped:
         why = proof_secret(ce, app, view.get("vault_secret"), bool(ce.get("oauth_settings")))[1]
         record["failures"].append(failure("Verify", "the logins could not be checked and mailbox_oauth_verify_require_secret is set: %s"
                                           % (why or "no mailboxes to log in to")))
     if proof.get("mailboxes") is not None:
         record["logins"] = {"checked": True, "ok": sum(1 for m in proof["mailboxes"] if m.get("ok")), "of": len(proof["mailboxes"])}
+    elif skipped and not record["failures"]:
+        record["logins"] = {"checked": False, "skipped": True, "reason": "skipped"}
     elif (proof or ce) and not record["failures"]:
         record["logins"] = {"checked": False, "reason": proof_secret(ce, app, view.get("vault_secret"), bool(ce.get("oauth_settings")))[1]
                             or "no mailboxes to log in to"}
@@ -608,6 +723,8 @@ def summary_line(record):
     logins = record.get("logins")
     if logins and logins["checked"]:
         parts.append("logins %d/%d ok" % (logins["ok"], logins["of"]))
+    elif logins and logins.get("skipped"):
+        parts.append("logins not checked (skipped)")
     elif logins:
         parts.append("logins not checked: %s" % logins["reason"])
     lines = ["  ".join(parts)]
@@ -624,6 +741,8 @@ def summary_line(record):
     if record.get("repaired_object_id"):
         lines.append("    repaired Exchange's service principal, registered with object id %s; FullAccess granted again"
                      % record["repaired_object_id"])
+    if record.get("revocation"):
+        lines.extend(revocation_lines(record["revocation"]))
     if record["status"] == "not converged":
         lines.append("    CE's settings do not hold a current secret of CE's app yet (a plan: the converge gives them one)")
     elif record["status"] == "done":
@@ -653,8 +772,9 @@ def known_apps(views):
             for v in views]
 
 
-def summary(views, now=None):
-    records = [summary_record(v, now) for v in sorted(known_apps(views), key=lambda v: v["host"])]
+def summary(views, proof_skipped=False, now=None):
+    """The run's summary: a record and lines per CE tenant, the counts, and why each failed CE tenant fails."""
+    records = [summary_record(v, now, proof_skipped) for v in sorted(known_apps(views), key=lambda v: v["host"])]
     lines = []
     for record in records:
         lines.extend(summary_line(record))

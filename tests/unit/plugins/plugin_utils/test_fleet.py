@@ -161,6 +161,111 @@ def test_an_unknown_app_fails_the_directory_outside_a_plan_only():
     assert fleet.exchange_handoff([view("acme")], {"skipped": True}, {"skipped": True}, {}, check_mode=True)[0]["failures"] == []
 
 
+# -- mailboxes that leave --------------------------------------------------------------------------------------------------
+def reading(host, listed, read, **extra):
+    """A CE tenant whose inventory lists ``listed`` and whose CE email connection reads ``read`` (as the CE part found it)."""
+    return view(host, mailboxes=listed, ce={"mailboxes": read}, **extra)
+
+
+def test_a_mailbox_ce_still_reads_but_no_ce_tenant_of_the_directory_lists_loses_fullaccess():
+    acme = reading("acme", ["a@x.example"], ["a@x.example", "Gone@x.example", "shared@x.example"])
+    globex = reading("globex", ["shared@x.example"], ["shared@x.example"])
+    decision = fleet.mailbox_revocations([acme, globex], [acme, globex])
+    assert decision["revoke"] == ["gone@x.example"]
+    assert decision["candidates"] == {"gone@x.example": ["acme"], "shared@x.example": ["acme"]}
+    assert decision["kept"] == {"shared@x.example": ["globex"]} and decision["unknown"] == []
+    # Nothing left a list: nothing to look at (a converged fleet costs no Exchange request for it).
+    assert fleet.mailbox_revocations([globex], [globex])["candidates"] == {}
+
+
+def test_a_partial_run_keeps_the_mailboxes_a_ce_tenant_outside_it_lists():
+    acme = reading("acme", ["a@x.example"], ["a@x.example", "b@x.example"])
+    umbrella = view("umbrella", mailboxes=["B@x.example"])  # in the inventory, not in the run (--limit acme)
+    decision = fleet.mailbox_revocations([acme], [acme, umbrella])
+    assert decision["revoke"] == [] and decision["kept"] == {"b@x.example": ["umbrella"]}
+
+
+def test_nothing_is_revoked_while_a_ce_tenant_of_the_directory_reads_mailboxes_this_run_cannot_see():
+    acme = reading("acme", ["a@x.example"], ["a@x.example", "b@x.example"])
+    outside = view("umbrella", mailboxes_from_portal=True)
+    decision = fleet.mailbox_revocations([acme], [acme, outside])
+    assert decision["revoke"] == [] and decision["unknown"] == ["umbrella"]
+    # In the run and alive, its list is the one its connection gave: known.
+    inside = view("umbrella", mailboxes_from_portal=True, mailboxes=["c@x.example"], ce={"mailboxes": ["c@x.example"]})
+    assert fleet.mailbox_revocations([acme, inside], [acme, inside])["revoke"] == ["b@x.example"]
+    # In the run but failed (before its connection was read, maybe): not known.
+    broken = dict(inside, failures=[fleet.failure("CE mailboxes", "no connection")])
+    assert fleet.mailbox_revocations([acme, broken], [acme, broken])["unknown"] == ["umbrella"]
+    handoff = fleet.revocation_handoff([acme, broken], [acme, broken], {"skipped": True})
+    assert "umbrella" in handoff[0]["fact"]["held"] and handoff[0]["fact"]["revoked"] == []
+
+
+def test_a_mailbox_the_inventory_names_as_removed_goes_also_when_the_connection_no_longer_reads_it():
+    # A CE tenant that takes its mailboxes from the Portal: a mailbox removed there leaves no record, so the inventory names it.
+    portal = view("acme", mailboxes_from_portal=True, mailboxes=["a@x.example"], ce={"mailboxes": ["a@x.example"]},
+                  mailboxes_removed=["old@x.example", "a@x.example"])
+    decision = fleet.mailbox_revocations([portal], [portal])
+    assert decision["revoke"] == ["old@x.example"] and decision["kept"] == {"a@x.example": ["acme"]}
+    # A failed CE tenant names nothing (its part may not have run); what it lists still counts.
+    failed = dict(portal, failures=[fleet.failure("CE", "boom")])
+    assert fleet.mailbox_revocations([failed], [failed])["candidates"] == {}
+
+
+def test_ce_tenants_that_leave_give_up_every_mailbox_no_other_ce_tenant_of_the_directory_lists():
+    acme = reading("acme", ["a@x.example", "shared@x.example"], ["a@x.example", "extra@x.example"])
+    globex = view("globex", mailboxes=["shared@x.example"])
+    umbrella = view("umbrella", mailboxes=["u@x.example"])
+    decision = fleet.mailbox_revocations([acme], [acme, globex, umbrella], offboarding=True)
+    assert decision["revoke"] == ["a@x.example", "extra@x.example"] and decision["kept"] == {"shared@x.example": ["globex"]}
+    # Two leaving together do not keep each other's.
+    other = reading("globex", ["shared@x.example"], ["shared@x.example"])
+    assert fleet.mailbox_revocations([acme, other], [acme, other, umbrella], True)["revoke"] == [
+        "a@x.example", "shared@x.example", "extra@x.example"]
+
+
+def test_each_ce_tenant_is_told_which_of_its_mailboxes_lost_fullaccess_and_one_that_failed_fails_it():
+    acme = reading("acme", ["a@x.example"], ["a@x.example", "gone@x.example", "was@x.example"])
+    globex = reading("globex", ["g@x.example"], ["g@x.example", "broken@x.example"])
+    result = {"changed": True, "mailboxes": [{"mailbox": "gone@x.example", "result": "removed"}, {"mailbox": "was@x.example", "result": "unchanged"},
+                                             {"mailbox": "broken@x.example", "result": "failed", "message": "Exchange says no (request id r-9)"}]}
+    handoff = dict((h["host"], h) for h in fleet.revocation_handoff([acme, globex], [acme, globex], result))
+    fact = handoff["acme"]["fact"]
+    assert fact["revoked"] == ["gone@x.example"] and fact["already_gone"] == ["was@x.example"]
+    assert fact["still_read"] == ["gone@x.example", "was@x.example"] and handoff["acme"]["failures"] == []
+    message = handoff["globex"]["failures"][0]["message"]
+    assert "broken@x.example" in message and "Exchange says no (request id r-9)" in message and "gone@x.example" not in message
+    # The whole task failed (Exchange refused the automation identity): every CE tenant with a mailbox to revoke fails.
+    failed = fleet.revocation_handoff([acme], [acme], {"failed": True, "msg": "401 unauthorized"})
+    assert "401 unauthorized" in failed[0]["failures"][0]["message"]
+
+
+def test_the_summary_names_the_mailboxes_that_left_and_what_ce_still_reads():
+    revoked = {"revoked": ["gone@x.example"], "already_gone": [], "still_read": ["gone@x.example"], "kept": {"shared@x.example": ["globex"]},
+               "held": None, "planned": False}
+    acme = view("acme", app={"app_id": "app-1"}, revoked=revoked, ce={"client_secret_held": True, "oauth_settings": {"client_id": "app-1"}})
+    done = fleet.summary([acme])
+    record = done["records"][0]
+    assert record["status"] == "ok" and record["revocation"]["revoked"] == ["gone@x.example"]
+    assert "    FullAccess revoked on gone@x.example: no CE tenant of the directory lists it" in done["lines"]
+    assert "    FullAccess kept on shared@x.example: listed by globex" in done["lines"]
+    assert any(line.startswith("    CE's email connection still reads gone@x.example") for line in done["lines"])
+    planned = fleet.summary([dict(acme, revoked=dict(revoked, planned=True))])["lines"]
+    assert "    FullAccess to be revoked on gone@x.example: no CE tenant of the directory lists it" in planned
+    # Nothing left any list: nothing said.
+    assert "revocation" not in fleet.summary([dict(acme, revoked={"revoked": [], "kept": {}, "held": None})])["records"][0]
+
+
+def test_a_proof_skipped_on_purpose_says_so_and_fails_nobody():
+    acme = view("acme", app={"app_id": "app-1"}, require_secret=True,
+                ce={"client_secret_held": True, "oauth_settings": {"client_id": "app-1"}, "email_connection": {"name": "Mail"}})
+    skipped = fleet.summary([acme], proof_skipped=True)
+    assert skipped["records"][0]["status"] == "ok" and skipped["records"][0]["logins"] == {"checked": False, "skipped": True, "reason": "skipped"}
+    assert skipped["lines"][0].endswith("logins not checked (skipped)")
+    assert fleet.summary([dict(acme, skip_proof=True)])["records"][0]["logins"]["skipped"] is True
+    # Not skipped, the required secret is missing: a failure.
+    assert fleet.summary([acme])["records"][0]["status"] == "FAILED"
+
+
 # -- the CE part ---------------------------------------------------------------------------------------------------------------
 def test_the_gateway_hands_its_own_name_and_fails_senders_on_a_release_without_sending():
     result = {"email_gateway": {"name": "Office 365"}, "adopted": True, "ce_version": "7.4.4", "ce_capabilities": ["oauth_receive_imap"]}
