@@ -25,7 +25,7 @@ VIEW_VARIABLES = (
     ("gateway", "ce_email_oauth_gateway"), ("settings", "ce_email_oauth_settings_result"),
     ("delivery", "ce_email_oauth_delivery_result"), ("connection", "ce_email_oauth_connection_result"),
     ("batch_update", "ce_email_oauth_batch_update_outcome"), ("proof", "mailbox_oauth_verify_result"),
-    ("mailboxes_removed", "ce_mailboxes_removed"), ("revoked", "exchange_online_access_revoked"),
+    ("mailboxes_removed", "ce_mailboxes_removed"), ("revoked", "exchange_online_access_revoked"), ("offboard", "ce_email_oauth_offboard"),
 )
 
 
@@ -111,11 +111,12 @@ def fleet_proof_secret(ce_result, app, given=None, ce_part_ran=True):
     return {"secret": secret or "", "reason": reason}
 
 
-def fleet_retire(views, grace_hours=None):
-    """azuread_app app_secrets entries that remove each live member's secrets it no longer needs (remove_key_ids), with why."""
+def fleet_retire(views, grace_hours=None, offboarding=False):
+    """azuread_app app_secrets entries that remove each live member's secrets it no longer needs (remove_key_ids), with why;
+    offboarding (the CE tenants of the run leave), every secret of its own."""
     entries = []
     for view in fleet.alive(views):
-        key_ids, why = fleet.retire_key_ids(view, grace_hours)
+        key_ids, why = (fleet.offboard_key_ids(view), "the CE tenant leaves") if offboarding else fleet.retire_key_ids(view, grace_hours)
         if key_ids:
             entries.append({"name": view["secret_name"], "remove_key_ids": key_ids, "reason": why})
     return entries
@@ -149,6 +150,10 @@ RULES = {
     "batch_handoff": fleet.batch_handoff,
     "proof_secret": fleet_proof_secret,
     "retire": fleet_retire,
+    "offboard_plan": fleet.offboard_plan,
+    "offboard_ce": fleet.offboard_ce,
+    "app_removal": fleet.app_removal,
+    "app_removal_handoff": fleet.app_removal_handoff,
     "summary": fleet.summary,
     "secret_report": fleet.secret_report,
     "failure": fleet.failure,

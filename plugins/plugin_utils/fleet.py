@@ -491,11 +491,81 @@ def deployment_changed(views, gateway_result=None):
     batch update the converge will start."""
     return bool((gateway_result or {}).get("changed")) or any(
         (v.get("settings") or {}).get("changed") or (v.get("delivery") or {}).get("changed") or (v.get("connection") or {}).get("changed")
-        for v in alive(views))
+        or (v.get("offboard") or {}).get("changed") for v in alive(views))
 
 
 def batch_handoff(views, result):
     return unit_handoff(views, "CE", result, lambda v: (result or {}).get("batch_update"))
+
+
+# -- CE tenants that leave (playbooks/offboard.yml) ---------------------------------------------------------------------
+def offboard_plan(connection, settings_name):
+    """What offboarding does to a CE tenant's CE objects, from a read of its email connection (ce_email_connection in check
+    mode): the connection to turn OAuth off on (the one CE's part uses, adopted under its own name; None when there is none)
+    and its gateway, and the OAuth settings to remove - the ones the connection uses, else those of the configured name."""
+    before = ((connection or {}).get("diff") or {}).get("before") or {}
+    if (connection or {}).get("skipped") or before.get("state") != "present":
+        return {"connection": None, "gateway": None, "settings": settings_name}
+    return {"connection": before.get("name"), "gateway": before.get("gateway"), "settings": before.get("oauth_settings") or settings_name}
+
+
+def offboard_ce(plan, connection=None, settings=None, check_mode=False):
+    """What offboarding did (or, in a plan, would do) to one CE tenant's CE objects: the summary's source."""
+    connection = connection if isinstance(connection, dict) and not connection.get("skipped") else {}
+    settings = settings if isinstance(settings, dict) and not settings.get("skipped") else {}
+    return {"connection": (plan or {}).get("connection"), "oauth_turned_off": bool(connection.get("changed")),
+            "settings": (plan or {}).get("settings"), "settings_removed": bool(settings.get("changed")),
+            "changed": bool(connection.get("changed") or settings.get("changed")), "planned": bool(check_mode)}
+
+
+def offboard_key_ids(view):
+    """Every client secret of a CE tenant that leaves (its own name's only: never another CE tenant's, nor any other)."""
+    return [s["key_id"] for s in (view.get("app") or {}).get("client_secrets") or [] if s.get("key_id")]
+
+
+def app_removal(views, inventory_views, remove=False):
+    """Whether the CE tenants that leave take CE's app with them (its Exchange service principal, then the app registration):
+    only when the operator says so (ceops_offboard_remove_app), no CE tenant of the app is left in the inventory, and every one
+    that leaves left cleanly. -> {"remove": bool, "app_id", "reason"}"""
+    leaving = set(v["host"] for v in views)
+    app = next(((v.get("app") or {}) for v in views if (v.get("app") or {}).get("app_id")), {})
+    staying = sorted(v["host"] for v in inventory_views or [] if v["host"] not in leaving)
+    broken = sorted(v["host"] for v in views if failed(v))
+    if not app.get("app_id"):
+        return {"remove": False, "app_id": None, "reason": "CE's app is not in this directory"}
+    if staying:
+        reason = "CE tenant(s) %s of the directory stay" % ", ".join(staying)
+    elif broken:
+        reason = "CE tenant(s) %s did not leave cleanly (see their failures): run again" % ", ".join(broken)
+    elif not as_bool(remove):
+        reason = ("no CE tenant of the directory is left; ceops_offboard_remove_app: true removes CE's app and its Exchange service "
+                  "principal")
+    else:
+        return {"remove": True, "app_id": app["app_id"], "reason": "no CE tenant of the directory is left"}
+    return {"remove": False, "app_id": app["app_id"], "reason": reason}
+
+
+def app_removal_handoff(views, decision, service_principal=None, application=None, check_mode=False):
+    """Each CE tenant that leaves: whether CE's app and its Exchange service principal went (or would, in a plan), or why they
+    stay; a removal that failed fails them all."""
+    def outcome(result):
+        result = result if isinstance(result, dict) and not result.get("skipped") else {}
+        return result, bool(result.get("changed"))
+
+    sp_result, sp_removed = outcome(service_principal)
+    app_result, app_removed = outcome(application)
+    handoff = []
+    for view in alive(views):
+        failures = list(view.get("failures") or [])
+        for part, result in (("Exchange Online", sp_result), ("Azure AD", app_result)):
+            if result.get("failed"):
+                failures.append(failure(part, "CE tenant %s: removing CE's app %s: %s" % (view["host"], decision.get("app_id"), result.get("msg"))))
+        fact = dict(view.get("app") or {}, app_removal={"remove": bool(decision.get("remove")), "reason": decision.get("reason"),
+                                                        "service_principal_removed": sp_removed, "app_removed": app_removed,
+                                                        "planned": bool(check_mode)})
+        fact.pop("client_secret", None)
+        handoff.append({"host": view["host"], "fact": fact, "failures": failures})
+    return handoff
 
 
 # -- the proof -----------------------------------------------------------------------------------------------------------
@@ -648,6 +718,26 @@ def revocation_lines(record):
     return lines
 
 
+def offboard_lines(record):
+    """What offboarding did to a CE tenant (or would do, in a plan), as the summary's detail lines."""
+    offboard, would = record["offboard"], record["offboard"].get("planned")
+
+    def done(happened, what, otherwise):
+        return ("%s %s" % ("to be" if would else "", what)).strip() if happened else otherwise
+
+    lines = ["    email connection '%s': OAuth %s" % (offboard["connection"], done(offboard.get("oauth_turned_off"), "turned off", "off already"))
+             if offboard.get("connection") else "    no email connection on CE's gateway",
+             "    OAuth settings '%s': %s" % (offboard.get("settings"), done(offboard.get("settings_removed"), "removed", "none left"))]
+    if record.get("retired_key_ids"):
+        lines.append("    client secret(s) %s: %s" % (", ".join(record["retired_key_ids"]), done(True, "removed", "")))
+    removal = offboard.get("app_removal") or {}
+    if removal.get("remove"):
+        lines.append("    CE's app and its Exchange service principal: %s (%s)" % (done(True, "removed", ""), removal.get("reason")))
+    elif removal.get("reason"):
+        lines.append("    CE's app stays: %s" % removal["reason"])
+    return lines
+
+
 def summary_record(view, now=None, proof_skipped=False):
     """Everything the summary says of one CE tenant, from what the run knows (also of a CE tenant that failed). A CE tenant
     whose CE part ran (a plan, for one) and that nothing stops is "not converged" until CE holds a current secret of CE's
@@ -678,13 +768,18 @@ def summary_record(view, now=None, proof_skipped=False):
         record["new_secret"] = {"key_id": app.get("client_secret_key_id"), "reason": app["client_secret_reason"]}
     if app.get("client_secret_left_alone"):
         record["left_alone"] = app["client_secret_left_alone"]
+    revocation = revocation_record(view.get("revoked"))
+    if revocation:
+        record["revocation"] = revocation
+    if view.get("offboard"):
+        # A CE tenant that leaves (offboard.yml): what went, or would go in a plan; nothing is said of logins.
+        record["offboard"] = dict(view["offboard"], app_removal=app.get("app_removal"))
+        record["status"] = "FAILED" if record["failures"] else "to offboard" if view["offboard"].get("planned") else "offboarded"
+        return record
     if expired:
         # The secret CE got from this collection has run out (nothing renewed it: a plan, or the proof alone).
         record["failures"].append(failure("CE", "the client secret CE holds expired on %s: run site.yml, which gives CE a new one"
                                           % app.get("client_secret_end")))
-    revocation = revocation_record(view.get("revoked"))
-    if revocation:
-        record["revocation"] = revocation
     skipped = (proof_skipped or view.get("skip_proof")) and proof.get("mailboxes") is None
     if view.get("require_secret") and proof.get("mailboxes") is None and not record["failures"] and not skipped:
         why = proof_secret(ce, app, view.get("vault_secret"), bool(ce.get("oauth_settings")))[1]
@@ -728,6 +823,10 @@ def summary_line(record):
     elif logins:
         parts.append("logins not checked: %s" % logins["reason"])
     lines = ["  ".join(parts)]
+    if record.get("offboard"):
+        lines.extend(offboard_lines(record))
+        lines.extend(revocation_lines(record["revocation"]) if record.get("revocation") else [])
+        return lines + failure_lines(record)
     if record.get("new_secret"):
         new = record["new_secret"]
         held = "; CE holds it" if record["ce_holds_current_secret"] and new["key_id"] else ""
@@ -747,9 +846,11 @@ def summary_line(record):
         lines.append("    CE's settings do not hold a current secret of CE's app yet (a plan: the converge gives them one)")
     elif record["status"] == "done":
         lines.append("    the CE part did not run, so whether CE can log in is not known (\"ok\" is said only of what CE holds)")
-    for item in record["failures"]:
-        lines.append("    %s: %s" % (item.get("part"), one_line(item.get("message"))))
-    return lines
+    return lines + failure_lines(record)
+
+
+def failure_lines(record):
+    return ["    %s: %s" % (item.get("part"), one_line(item.get("message"))) for item in record["failures"]]
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")

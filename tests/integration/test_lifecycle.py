@@ -89,3 +89,71 @@ def test_a_mailbox_that_leaves_a_ce_tenants_list_loses_ces_fullaccess_and_only_t
     # Listed again: granted again.
     back = fleet.run("site.yml")
     assert back.returncode == 0 and full_access(lab, "contoso", SALES)[sp_id] == ["FullAccess"], back.output[-3000:]
+
+
+def journal_writes(lab):
+    """[(service, endpoint, ce_tenant, object ids)] of every write the lab answered since the journal was reset."""
+    return [(e["service"], e["endpoint"], e.get("ce_tenant"), [o["id"] for o in e["objects"]]) for e in lab.journal()]
+
+
+def test_offboarding_one_ce_tenant_of_a_shared_directory_and_the_last_of_another(fleet):
+    """acme leaves contoso (globex and umbrella stay), hooli leaves northwind (the last of it): check mode first shows it all and
+    writes nothing; the offboarding removes acme's and hooli's OAuth settings, secrets and FullAccess, and with
+    ceops_offboard_remove_app northwind's app and its Exchange service principal; globex and umbrella still log in; a second
+    run changes nothing."""
+    lab, apps = fleet.lab, fleet.apps()
+    contoso, northwind = apps[CONTOSO], apps[DIRECTORIES["northwind"]]
+    leaving = ("--limit", "acme,hooli", "-e", "ceops_offboard_remove_app=true")
+
+    refused = fleet.run("offboard.yml")
+    assert refused.returncode != 0 and "name the leaving CE tenants with --limit" in refused.stdout, refused.output[-3000:]
+
+    lab.reset_counters()
+    plan = fleet.run("offboard.yml", "--check", "--diff", *leaving)
+    assert writes(lab) == {}, lab.counters()["services"]
+    lines = summary(plan.stdout)
+    assert plan.returncode == 0 and set(lines) == {"acme", "hooli"}, plan.output[-3000:]
+    for host in ("acme", "hooli"):
+        assert re.match(r"%s\s+to offboard\s" % host, lines[host][0]), lines[host]
+        assert "email connection 'Exchange Online': OAuth to be turned off" in lines[host], lines[host]
+        assert "OAuth settings 'Exchange Online OAuth': to be removed" in lines[host], lines[host]
+    assert "FullAccess to be revoked on %s, %s: no CE tenant of the directory lists them" % (SUPPORT, SALES) in lines["acme"], lines["acme"]
+    assert "CE's app stays: CE tenant(s) globex, umbrella of the directory stay" in lines["acme"]
+    assert any(line.startswith("CE's app and its Exchange service principal: to be removed") for line in lines["hooli"]), lines["hooli"]
+
+    lab.reset_counters()
+    lab.reset_journal()
+    done = fleet.run("offboard.yml", *leaving)
+    assert done.returncode == 0, done.output[-4000:]
+    lines = summary(done.stdout)
+    assert re.match(r"acme\s+offboarded\s", lines["acme"][0]) and re.match(r"hooli\s+offboarded\s", lines["hooli"][0]), lines
+    # Nothing of another CE tenant was written: CE writes only for acme and hooli, Graph only their own secrets (and
+    # northwind's app), Exchange only the leaving CE tenants' mailboxes and northwind's service principal.
+    ce_writes = [w for w in journal_writes(lab) if w[0] == "ce"]
+    assert set(w[2] for w in ce_writes if w[2]) == {"acme", "hooli"}, ce_writes
+    graph = lab.state("graph")["directories"]
+    contoso_app = next(a for a in graph["contoso"]["applications"] if a["appId"] == contoso["app_id"])
+    assert sorted(c["displayName"] for c in contoso_app["passwordCredentials"]) == ["CE mailbox access (globex)", "CE mailbox access (umbrella)"]
+    assert not [a for a in graph["northwind"]["applications"] if a["appId"] == northwind["app_id"]]
+    assert lab.exchange_state("northwind")["service_principals"] == []
+    for mailbox in (SUPPORT, SALES):
+        assert contoso["service_principal_id"] not in full_access(lab, "contoso", mailbox), mailbox
+    for mailbox in ("ce-billing@contoso.onmicrosoft.com", "ce-info@contoso.onmicrosoft.com"):
+        assert full_access(lab, "contoso", mailbox)[contoso["service_principal_id"]] == ["FullAccess"], mailbox
+    for deployment, tenant in (("emea", "acme"), ("us", "hooli")):
+        applied = lab.ce_state(deployment)["applied"]["tenants"][tenant]
+        assert applied["oauth_settings"] == [] and not any(c["use_oauth_receive"] for c in applied["email_connections"]), applied
+        assert lab.ce_login_oracle(deployment, tenant)["ok"] is False
+    for deployment, tenant in (("emea", "globex"), ("us", "umbrella")):
+        assert lab.ce_login_oracle(deployment, tenant)["ok"] is True, lab.ce_login_oracle(deployment, tenant)
+
+    stayed = fleet.run("verify.yml", "--limit", "globex,umbrella")
+    assert stayed.returncode == 0, stayed.output[-3000:]
+    assert all(re.search(r"\sok\s.*logins 2/2 ok$", line[0]) for line in summary(stayed.stdout).values()), stayed.stdout[-2000:]
+
+    # Again, as an operator would run it once northwind's app is gone: without ms_apps (the apps are found by their unique name;
+    # an ms_apps[...].app_id of a removed app names an app that no longer exists, and the run says so).
+    lab.reset_counters()
+    again = fleet.run("offboard.yml", *leaving, apps=False)
+    assert again.returncode == 0 and all(h["changed"] == 0 for h in recap(again.stdout).values()), again.output[-4000:]
+    assert writes(lab) == {}
