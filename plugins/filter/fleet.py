@@ -155,6 +155,7 @@ RULES = {
     "app_removal": fleet.app_removal,
     "app_removal_handoff": fleet.app_removal_handoff,
     "summary": fleet.summary,
+    "report_files": fleet.report_files,
     "secret_report": fleet.secret_report,
     "failure": fleet.failure,
 }

@@ -17,6 +17,7 @@ The words used:
 from __future__ import annotations
 
 import datetime
+import json
 import re
 
 APP_GROUP = "ceops_app_leads"
@@ -884,3 +885,45 @@ def summary(views, proof_skipped=False, now=None):
     failed_hosts = dict((r["host"], "%s failed for %s (see the summary above)" % (
         ", ".join(sorted(set(f.get("part") for f in r["failures"]))), r["host"])) for r in records if r["status"] == "FAILED")
     return {"records": records, "lines": lines, "counts": counts, "failed_hosts": failed_hosts}
+
+
+# -- the report files ----------------------------------------------------------------------------------------------------
+def _cell(value):
+    return one_line(value).replace("|", "\\|") or "-"
+
+
+def report_markdown(report):
+    """The summary for people: a table of the CE tenants, then what else each one got and why any failed."""
+    counts = report["counts"]
+    lines = ["# ceops.exchange_oauth summary, %s" % report["generated_at"], "",
+             "%s. CE tenants: %d, ok: %d, failed: %d." % ("A plan (--check): nothing was written" if report["check_mode"] else "A run",
+                                                         counts["tenants"], counts["ok"], counts["failed"]), "",
+             "| CE tenant | status | directory | app | FullAccess | CE email connection | logins |",
+             "|---|---|---|---|---|---|---|"]
+    for record in report["records"]:
+        access = record.get("full_access")
+        logins = record.get("logins") or {}
+        if logins.get("checked"):
+            proof = "%d/%d ok" % (logins["ok"], logins["of"])
+        else:
+            proof = "not checked (skipped)" if logins.get("skipped") else "not checked: %s" % logins["reason"] if logins else "-"
+        lines.append("| %s |" % " | ".join(_cell(v) for v in (
+            record["host"], "todo" if record["status"] == "not converged" else record["status"], record.get("directory"), record.get("app_id"),
+            "%d/%d" % (access["granted"], access["wanted"]) if access else "-", record.get("email_connection"), proof)))
+    for record in report["records"]:
+        details = summary_line(record)[1:]
+        if details:
+            lines.extend(["", "## %s (%s)" % (record["host"], "todo" if record["status"] == "not converged" else record["status"]), ""])
+            lines.extend("- %s" % line.strip() for line in details)
+    return "\n".join(lines) + "\n"
+
+
+def report_files(summary_result, check_mode=False, now=None):
+    """The summary as files for ceops_report_dir: JSON (for machines) and Markdown (for people), named after the moment of the
+    run (UTC), both from the summary's records, which hold no secret. -> [{"name", "content"}]"""
+    now = now or utcnow()
+    report = {"generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "check_mode": bool(check_mode),
+              "counts": summary_result["counts"], "records": summary_result["records"]}
+    stem = "ceops-summary-%s%s" % (now.strftime("%Y%m%dT%H%M%SZ"), "-check" if check_mode else "")
+    return [{"name": stem + ".json", "content": json.dumps(report, indent=2, sort_keys=True) + "\n"},
+            {"name": stem + ".md", "content": report_markdown(report)}]

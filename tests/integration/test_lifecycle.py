@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import re
 
 from playbook_output import recap, summary
@@ -89,6 +90,35 @@ def test_a_mailbox_that_leaves_a_ce_tenants_list_loses_ces_fullaccess_and_only_t
     # Listed again: granted again.
     back = fleet.run("site.yml")
     assert back.returncode == 0 and full_access(lab, "contoso", SALES)[sp_id] == ["FullAccess"], back.output[-3000:]
+
+
+def test_a_proof_skipped_on_purpose_says_so_and_the_summary_goes_to_the_report_files(fleet, tmp_path):
+    """--skip-tags proof (and ceops_skip_proof) leave out the logins: the summary says "not checked (skipped)", nothing logs in,
+    and the run is not failed for it. ceops_report_dir gets the summary as JSON and Markdown, with no secret in them."""
+    lab = fleet.lab
+    earlier = len(lab.mail_logins())
+    reports = tmp_path / "reports"
+    skipped = fleet.run("site.yml", "--skip-tags", "proof", "-e", "ceops_report_dir=%s" % reports,
+                        "-e", "mailbox_oauth_verify_require_secret=true")
+    assert skipped.returncode == 0, skipped.output[-3000:]
+    lines = summary(skipped.stdout)
+    assert all(re.match(r"%s\s+ok\s.*logins not checked \(skipped\)$" % host, lines[host][0]) for host in TENANTS), lines
+    alone = fleet.run("verify.yml", "-e", "ceops_skip_proof=true")
+    assert alone.returncode == 0 and all(line[0].endswith("logins not checked (skipped)") for line in summary(alone.stdout).values())
+    assert len(lab.mail_logins()) == earlier  # no login was tried
+
+    files = sorted(p.name for p in reports.iterdir())
+    assert len(files) == 2 and re.match(r"^ceops-summary-\d{8}T\d{6}Z\.json$", files[0]) and files[1] == files[0][:-4] + "md", files
+    report = json.loads((reports / files[0]).read_text())
+    assert report["check_mode"] is False and report["counts"] == {"tenants": len(TENANTS), "ok": len(TENANTS), "failed": 0}
+    assert sorted(r["host"] for r in report["records"]) == sorted(TENANTS)
+    assert all(r["logins"] == {"checked": False, "skipped": True, "reason": "skipped"} for r in report["records"])
+    markdown = (reports / files[1]).read_text()
+    assert markdown.startswith("# ceops.exchange_oauth summary, ") and "| acme | ok | %s |" % CONTOSO in markdown
+    texts = (reports / files[0]).read_text() + markdown
+    for app in fleet.apps().values():
+        assert all(secret not in texts for secret in list(app["client_secrets"].values()) + [app["client_secret"]])
+    assert oct((reports / files[0]).stat().st_mode & 0o777) == "0o640"
 
 
 def journal_writes(lab):

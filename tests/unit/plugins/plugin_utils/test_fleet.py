@@ -6,6 +6,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import json
 
 import pytest
 
@@ -468,3 +469,22 @@ def test_a_failure_outside_the_modules_fails_every_live_ce_tenant_of_the_unit():
     earlier = fleet.failure("CE", "CE 7.4.3")
     handed = fleet.unit_failure([view("acme"), view("globex", failures=[earlier])], "Azure AD", {"msg": "bad variable"}, "Validating")
     assert handed == [{"host": "acme", "failures": [{"part": "Azure AD", "task": "Validating", "message": "bad variable"}]}]
+
+
+# -- the report files --------------------------------------------------------------------------------------------------------
+def test_the_report_files_are_the_summary_as_json_and_markdown_named_after_the_run():
+    converged = view("acme", mailboxes=["a@x.example"], app={"app_id": "app-1", "client_secret": "s3cret-acme"},
+                     access={"mailboxes": [{"mailbox": "a@x.example", "result": "unchanged"}]},
+                     proof={"mailboxes": [{"ok": True}]}, ce={"client_secret_held": True, "email_connection": {"name": "Mail|box"}})
+    failed = view("globex", failures=[fleet.failure("CE", "refused | HTTP 403")])
+    done = fleet.summary([converged, failed])
+    files = fleet.report_files(done, check_mode=True, now=NOW)
+    assert [f["name"] for f in files] == ["ceops-summary-20261207T120000Z-check.json", "ceops-summary-20261207T120000Z-check.md"]
+    report = json.loads(files[0]["content"])
+    assert report["generated_at"] == "2026-12-07T12:00:00Z" and report["check_mode"] is True
+    assert report["counts"] == {"tenants": 2, "ok": 1, "failed": 1} and [r["status"] for r in report["records"]] == ["ok", "FAILED"]
+    markdown = files[1]["content"]
+    assert "| acme | ok | %s | app-1 | 1/1 | Mail\\|box | 1/1 ok |" % CONTOSO in markdown
+    assert "## globex (FAILED)\n\n- CE: refused | HTTP 403\n" in markdown and "A plan (--check)" in markdown
+    assert "s3cret-acme" not in files[0]["content"] + markdown
+    assert fleet.report_files(done, now=NOW)[0]["name"] == "ceops-summary-20261207T120000Z.json"
