@@ -25,6 +25,7 @@ VIEW_VARIABLES = (
     ("gateway", "ce_email_oauth_gateway"), ("settings", "ce_email_oauth_settings_result"),
     ("delivery", "ce_email_oauth_delivery_result"), ("connection", "ce_email_oauth_connection_result"),
     ("batch_update", "ce_email_oauth_batch_update_outcome"), ("proof", "mailbox_oauth_verify_result"),
+    ("mailboxes_removed", "ce_mailboxes_removed"), ("revoked", "exchange_online_access_revoked"), ("offboard", "ce_email_oauth_offboard"),
 )
 
 
@@ -49,6 +50,7 @@ def fleet_members(hosts, hostvars, secret_base_name=fleet.DEFAULT_SECRET_NAME):
                     mailboxes_from_portal=fleet.as_bool(_get(host_vars, "ce_mailboxes_from_portal", False)),
                     require_secret=fleet.as_bool(_get(host_vars, "mailbox_oauth_verify_require_secret", False)),
                     force=fleet.as_bool(_get(host_vars, "rotate_secret_force", False)),
+                    skip_proof=fleet.as_bool(_get(host_vars, "ceops_skip_proof", False)),
                     failures=list(view["failures"] or []), mailboxes=list(view["mailboxes"] or []))
         view["secret_name"] = fleet.secret_name(view, _get(host_vars, "azuread_app_registration_secret_name", secret_base_name))
         apps = _get(host_vars, "ms_apps", {}) or {}
@@ -85,16 +87,36 @@ def fleet_unit_members(leads, hostvars, unit="ceops_app_unit"):
     return members
 
 
+def fleet_unit_views(unit, hostvars, all_hosts):
+    """(the unit's CE tenants in the run, every CE tenant of the unit in the inventory) as views."""
+    return (fleet_members((unit or {}).get("members"), hostvars),
+            fleet_members(fleet_unit_hosts(all_hosts, hostvars, unit), hostvars))
+
+
+def fleet_revocation_leads(leads, hostvars, all_hosts, offboarding=False):
+    """The CE tenants standing for apps whose unit has mailboxes that may lose CE's FullAccess now (fleet.mailbox_revocations),
+    unless the inventory keeps to adding (ceops_revoke_mailboxes: false): the hosts of the play that revokes."""
+    found = []
+    for lead in leads or []:
+        if not fleet.as_bool(_get(hostvars[lead], "ceops_revoke_mailboxes", True)):
+            continue
+        views, inventory_views = fleet_unit_views(_get(hostvars[lead], "ceops_app_unit", {}), hostvars, all_hosts)
+        if fleet.mailbox_revocations(views, inventory_views, offboarding)["candidates"]:
+            found.append(lead)
+    return found
+
+
 def fleet_proof_secret(ce_result, app, given=None, ce_part_ran=True):
     secret, reason = fleet.proof_secret(ce_result, app, given, ce_part_ran)
     return {"secret": secret or "", "reason": reason}
 
 
-def fleet_retire(views, grace_hours=None):
-    """azuread_app app_secrets entries that remove each live member's secrets it no longer needs (remove_key_ids), with why."""
+def fleet_retire(views, grace_hours=None, offboarding=False):
+    """azuread_app app_secrets entries that remove each live member's secrets it no longer needs (remove_key_ids), with why;
+    offboarding (the CE tenants of the run leave), every secret of its own."""
     entries = []
     for view in fleet.alive(views):
-        key_ids, why = fleet.retire_key_ids(view, grace_hours)
+        key_ids, why = (fleet.offboard_key_ids(view), "the CE tenant leaves") if offboarding else fleet.retire_key_ids(view, grace_hours)
         if key_ids:
             entries.append({"name": view["secret_name"], "remove_key_ids": key_ids, "reason": why})
     return entries
@@ -117,6 +139,9 @@ RULES = {
     "secret_handoff": fleet.secret_handoff,
     "mailboxes": fleet.unit_mailboxes,
     "exchange_handoff": fleet.exchange_handoff,
+    "revocation_leads": fleet_revocation_leads,
+    "revocations": fleet.mailbox_revocations,
+    "revocation_handoff": fleet.revocation_handoff,
     "gateway_handoff": fleet.gateway_handoff,
     "deployment_changed": fleet.deployment_changed,
     "ce_result": fleet.ce_result,
@@ -125,7 +150,12 @@ RULES = {
     "batch_handoff": fleet.batch_handoff,
     "proof_secret": fleet_proof_secret,
     "retire": fleet_retire,
+    "offboard_plan": fleet.offboard_plan,
+    "offboard_ce": fleet.offboard_ce,
+    "app_removal": fleet.app_removal,
+    "app_removal_handoff": fleet.app_removal_handoff,
     "summary": fleet.summary,
+    "report_files": fleet.report_files,
     "secret_report": fleet.secret_report,
     "failure": fleet.failure,
 }

@@ -17,6 +17,7 @@ The words used:
 from __future__ import annotations
 
 import datetime
+import json
 import re
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.timestamps import parse_time
@@ -316,6 +317,89 @@ def exchange_handoff(views, service_principal, permissions, app, fail_on_mailbox
     return unit_handoff(views, "Exchange Online", result, fact_of, failures_of)
 
 
+# -- mailboxes that leave ------------------------------------------------------------------------------------------------
+def listed_mailboxes(view, in_run):
+    """The mailboxes a CE tenant lists (lower-cased), or None when this run cannot know them: it takes its mailboxes from
+    its CE email connection (ce_mailboxes_from_portal) and this run did not read them (it is outside the run, or failed)."""
+    if view.get("mailboxes_from_portal") and (not in_run or failed(view)):
+        return None
+    return lowered(view.get("mailboxes"))
+
+
+def read_mailboxes(view):
+    """What CE reads for a CE tenant: the mailboxes of its email connection as the CE part read them in this run."""
+    return lowered((view.get("ce") or {}).get("mailboxes"))
+
+
+def mailbox_revocations(views, inventory_views, offboarding=False):
+    """Which mailboxes of one app unit lose the FullAccess of CE's service principal now, and why others stay
+    (docs/ownership.md). ``views``: the unit's CE tenants in the run; ``inventory_views``: every CE tenant of the unit in the
+    inventory, so that a --limit run never takes a mailbox from a CE tenant outside it.
+
+    A mailbox is a candidate when a live CE tenant of the run no longer lists it while its CE email connection still reads it
+    (the connection's mailbox list is the record of what CE reads: no scan of the Exchange organisation), when the inventory
+    names it in the CE tenant's ce_mailboxes_removed, or, for a CE tenant that leaves (offboard.yml), when it lists it or its
+    connection reads it. A candidate is revoked only when no other CE tenant of the unit lists it; when the list of one of
+    them is not known to this run, nothing is revoked.
+    -> {"revoke": [...], "candidates": {mailbox: [hosts]}, "kept": {mailbox: [hosts listing it]}, "unknown": [hosts]}"""
+    run_hosts = set(v["host"] for v in views)
+    candidates = {}
+    for view in alive(views):
+        listed = lowered(view.get("mailboxes"))
+        if offboarding:
+            found = listed + read_mailboxes(view)
+        else:
+            # A CE tenant whose list is its connection's cannot show a mailbox that left it there: ce_mailboxes_removed can.
+            found = [] if view.get("mailboxes_from_portal") else [m for m in read_mailboxes(view) if m not in listed]
+            found += lowered(view.get("mailboxes_removed"))
+        for mailbox in lowered(found):
+            candidates.setdefault(mailbox, []).append(view["host"])
+    keep, unknown, seen = {}, [], set()
+    for view in list(views) + list(inventory_views or []):
+        if view["host"] in seen or (offboarding and view["host"] in run_hosts):
+            continue
+        seen.add(view["host"])
+        listed = listed_mailboxes(view, view["host"] in run_hosts)
+        if listed is None:
+            unknown.append(view["host"])
+            continue
+        for mailbox in listed:
+            keep.setdefault(mailbox, []).append(view["host"])
+    revoke = [] if unknown else [m for m in candidates if m not in keep]
+    return {"revoke": revoke, "candidates": candidates, "kept": dict((m, keep[m]) for m in candidates if m in keep), "unknown": unknown}
+
+
+def revocation_handoff(views, inventory_views, result, offboarding=False, check_mode=False):
+    """Each live member's share of the unit's revocation (the exo_mailbox_permission result with state absent): the mailboxes
+    of its own that lost CE's FullAccess (or would, in a plan), those its connection still reads although no CE tenant lists
+    them, those another CE tenant still lists, and why none went when the run cannot tell. A mailbox that could not be
+    revoked fails the CE tenant it came from."""
+    decision = mailbox_revocations(views, inventory_views, offboarding)
+    records = dict((str(r.get("mailbox") or "").lower(), r) for r in (result or {}).get("mailboxes") or [])
+    unit_failed = bool((result or {}).get("failed")) and not records
+    held = None
+    if decision["unknown"]:
+        held = ("CE tenant(s) %s of this directory take their mailboxes from the CE Portal and this run did not read them (not in the "
+                "run, or failed): run with them to revoke" % ", ".join(sorted(decision["unknown"])))
+    handoff = []
+    for view in alive(views):
+        mine = [m for m, hosts in decision["candidates"].items() if view["host"] in hosts]
+        gone = [m for m in mine if m in decision["revoke"] and not unit_failed and records.get(m, {}).get("result") in ("removed", "unchanged")]
+        failed_here = [m for m in mine if m in decision["revoke"] and (unit_failed or records.get(m, {}).get("result") == "failed")]
+        fact = {"revoked": [m for m in gone if records[m]["result"] == "removed"],
+                "already_gone": [m for m in gone if records[m]["result"] == "unchanged"],
+                "still_read": [] if offboarding else [m for m in gone if m in read_mailboxes(view)],
+                "kept": dict((m, [h for h in decision["kept"][m] if h != view["host"]]) for m in mine if m in decision["kept"]),
+                "held": held if mine else None, "planned": bool(check_mode)}
+        failures = list(view.get("failures") or [])
+        if failed_here:
+            reasons = "; ".join(one_line((records.get(m) or {}).get("message") or (result or {}).get("msg")) for m in failed_here)
+            failures.append(failure("Exchange Online", "CE tenant %s, directory %s: the FullAccess of CE's app on %s could not be revoked: %s"
+                                    % (view["host"], view.get("tenant_id"), ", ".join(failed_here), reasons)))
+        handoff.append({"host": view["host"], "fact": fact, "failures": failures})
+    return handoff
+
+
 # -- the CE part ---------------------------------------------------------------------------------------------------------
 def gateway_handoff(views, result, gateway_name):
     """Each live member of a CE deployment: the gateway its connection uses (the adopted one keeps its own name), the CE
@@ -394,11 +478,81 @@ def deployment_changed(views, gateway_result=None):
     batch update the converge will start."""
     return bool((gateway_result or {}).get("changed")) or any(
         (v.get("settings") or {}).get("changed") or (v.get("delivery") or {}).get("changed") or (v.get("connection") or {}).get("changed")
-        for v in alive(views))
+        or (v.get("offboard") or {}).get("changed") for v in alive(views))
 
 
 def batch_handoff(views, result):
     return unit_handoff(views, "CE", result, lambda v: (result or {}).get("batch_update"))
+
+
+# -- CE tenants that leave (playbooks/offboard.yml) ---------------------------------------------------------------------
+def offboard_plan(connection, settings_name):
+    """What offboarding does to a CE tenant's CE objects, from a read of its email connection (ce_email_connection in check
+    mode): the connection to turn OAuth off on (the one CE's part uses, adopted under its own name; None when there is none)
+    and its gateway, and the OAuth settings to remove - the ones the connection uses, else those of the configured name."""
+    before = ((connection or {}).get("diff") or {}).get("before") or {}
+    if (connection or {}).get("skipped") or before.get("state") != "present":
+        return {"connection": None, "gateway": None, "settings": settings_name}
+    return {"connection": before.get("name"), "gateway": before.get("gateway"), "settings": before.get("oauth_settings") or settings_name}
+
+
+def offboard_ce(plan, connection=None, settings=None, check_mode=False):
+    """What offboarding did (or, in a plan, would do) to one CE tenant's CE objects: the summary's source."""
+    connection = connection if isinstance(connection, dict) and not connection.get("skipped") else {}
+    settings = settings if isinstance(settings, dict) and not settings.get("skipped") else {}
+    return {"connection": (plan or {}).get("connection"), "oauth_turned_off": bool(connection.get("changed")),
+            "settings": (plan or {}).get("settings"), "settings_removed": bool(settings.get("changed")),
+            "changed": bool(connection.get("changed") or settings.get("changed")), "planned": bool(check_mode)}
+
+
+def offboard_key_ids(view):
+    """Every client secret of a CE tenant that leaves (its own name's only: never another CE tenant's, nor any other)."""
+    return [s["key_id"] for s in (view.get("app") or {}).get("client_secrets") or [] if s.get("key_id")]
+
+
+def app_removal(views, inventory_views, remove=False):
+    """Whether the CE tenants that leave take CE's app with them (its Exchange service principal, then the app registration):
+    only when the operator says so (ceops_offboard_remove_app), no CE tenant of the app is left in the inventory, and every one
+    that leaves left cleanly. -> {"remove": bool, "app_id", "reason"}"""
+    leaving = set(v["host"] for v in views)
+    app = next(((v.get("app") or {}) for v in views if (v.get("app") or {}).get("app_id")), {})
+    staying = sorted(v["host"] for v in inventory_views or [] if v["host"] not in leaving)
+    broken = sorted(v["host"] for v in views if failed(v))
+    if not app.get("app_id"):
+        return {"remove": False, "app_id": None, "reason": "CE's app is not in this directory"}
+    if staying:
+        reason = "CE tenant(s) %s of the directory stay" % ", ".join(staying)
+    elif broken:
+        reason = "CE tenant(s) %s did not leave cleanly (see their failures): run again" % ", ".join(broken)
+    elif not as_bool(remove):
+        reason = ("no CE tenant of the directory is left; ceops_offboard_remove_app: true removes CE's app and its Exchange service "
+                  "principal")
+    else:
+        return {"remove": True, "app_id": app["app_id"], "reason": "no CE tenant of the directory is left"}
+    return {"remove": False, "app_id": app["app_id"], "reason": reason}
+
+
+def app_removal_handoff(views, decision, service_principal=None, application=None, check_mode=False):
+    """Each CE tenant that leaves: whether CE's app and its Exchange service principal went (or would, in a plan), or why they
+    stay; a removal that failed fails them all."""
+    def outcome(result):
+        result = result if isinstance(result, dict) and not result.get("skipped") else {}
+        return result, bool(result.get("changed"))
+
+    sp_result, sp_removed = outcome(service_principal)
+    app_result, app_removed = outcome(application)
+    handoff = []
+    for view in alive(views):
+        failures = list(view.get("failures") or [])
+        for part, result in (("Exchange Online", sp_result), ("Azure AD", app_result)):
+            if result.get("failed"):
+                failures.append(failure(part, "CE tenant %s: removing CE's app %s: %s" % (view["host"], decision.get("app_id"), result.get("msg"))))
+        fact = dict(view.get("app") or {}, app_removal={"remove": bool(decision.get("remove")), "reason": decision.get("reason"),
+                                                        "service_principal_removed": sp_removed, "app_removed": app_removed,
+                                                        "planned": bool(check_mode)})
+        fact.pop("client_secret", None)
+        handoff.append({"host": view["host"], "fact": fact, "failures": failures})
+    return handoff
 
 
 # -- the proof -----------------------------------------------------------------------------------------------------------
@@ -526,10 +680,56 @@ def secret_report(views, warn_days=30, now=None):
 
 
 # -- the summary ---------------------------------------------------------------------------------------------------------
-def summary_record(view, now=None):
+def revocation_record(revoked):
+    """What the summary says of the mailboxes that left a CE tenant (revocation_handoff's fact), or None when none did."""
+    revoked = revoked or {}
+    record = dict((key, revoked.get(key) or []) for key in ("revoked", "already_gone", "still_read"))
+    record.update(kept=revoked.get("kept") or {}, held=revoked.get("held"), planned=bool(revoked.get("planned")))
+    return record if any((record["revoked"], record["already_gone"], record["kept"], record["held"])) else None
+
+
+def revocation_lines(record):
+    lines = []
+    if record["revoked"]:
+        lines.append("    FullAccess %s on %s: no CE tenant of the directory lists %s" % (
+            "to be revoked" if record["planned"] else "revoked", ", ".join(record["revoked"]), "it" if len(record["revoked"]) == 1 else "them"))
+    if record["still_read"]:
+        them = "it" if len(record["still_read"]) == 1 else "them"
+        lines.append("    CE's email connection still reads %s, which no CE tenant of the directory lists: CE's app %s no FullAccess there, "
+                     "so CE cannot read %s; remove %s from the connection in the CE Portal, or list %s in ce_mailboxes again" % (
+                         ", ".join(record["still_read"]), "will have" if record["planned"] else "has", them, them, them))
+    for mailbox, hosts in sorted(record["kept"].items()):
+        lines.append("    FullAccess kept on %s: %s" % (mailbox, "listed by %s" % ", ".join(hosts) if hosts else "this CE tenant lists it"))
+    if record["held"]:
+        lines.append("    FullAccess not revoked: %s" % record["held"])
+    return lines
+
+
+def offboard_lines(record):
+    """What offboarding did to a CE tenant (or would do, in a plan), as the summary's detail lines."""
+    offboard, would = record["offboard"], record["offboard"].get("planned")
+
+    def done(happened, what, otherwise):
+        return ("%s %s" % ("to be" if would else "", what)).strip() if happened else otherwise
+
+    lines = ["    email connection '%s': OAuth %s" % (offboard["connection"], done(offboard.get("oauth_turned_off"), "turned off", "off already"))
+             if offboard.get("connection") else "    no email connection on CE's gateway",
+             "    OAuth settings '%s': %s" % (offboard.get("settings"), done(offboard.get("settings_removed"), "removed", "none left"))]
+    if record.get("retired_key_ids"):
+        lines.append("    client secret(s) %s: %s" % (", ".join(record["retired_key_ids"]), done(True, "removed", "")))
+    removal = offboard.get("app_removal") or {}
+    if removal.get("remove"):
+        lines.append("    CE's app and its Exchange service principal: %s (%s)" % (done(True, "removed", ""), removal.get("reason")))
+    elif removal.get("reason"):
+        lines.append("    CE's app stays: %s" % removal["reason"])
+    return lines
+
+
+def summary_record(view, now=None, proof_skipped=False):
     """Everything the summary says of one CE tenant, from what the run knows (also of a CE tenant that failed). A CE tenant
     whose CE part ran (a plan, for one) and that nothing stops is "not converged" until CE holds a current secret of CE's
-    app; one whose CE part did not run (a part run alone) is "done", never "ok"."""
+    app; one whose CE part did not run (a part run alone) is "done", never "ok". A proof skipped on purpose (ceops_skip_proof,
+    or --skip-tags proof) is "not checked (skipped)", and never a failure."""
     app = view.get("app") or {}
     access = view.get("access") or {}
     ce = view.get("ce") or {}
@@ -555,16 +755,27 @@ def summary_record(view, now=None):
         record["new_secret"] = {"key_id": app.get("client_secret_key_id"), "reason": app["client_secret_reason"]}
     if app.get("client_secret_left_alone"):
         record["left_alone"] = app["client_secret_left_alone"]
+    revocation = revocation_record(view.get("revoked"))
+    if revocation:
+        record["revocation"] = revocation
+    if view.get("offboard"):
+        # A CE tenant that leaves (offboard.yml): what went, or would go in a plan; nothing is said of logins.
+        record["offboard"] = dict(view["offboard"], app_removal=app.get("app_removal"))
+        record["status"] = "FAILED" if record["failures"] else "to offboard" if view["offboard"].get("planned") else "offboarded"
+        return record
     if expired:
         # The secret CE got from this collection has run out (nothing renewed it: a plan, or the proof alone).
         record["failures"].append(failure("CE", "the client secret CE holds expired on %s: run site.yml, which gives CE a new one"
                                           % app.get("client_secret_end")))
-    if view.get("require_secret") and proof.get("mailboxes") is None and not record["failures"]:
+    skipped = (proof_skipped or view.get("skip_proof")) and proof.get("mailboxes") is None
+    if view.get("require_secret") and proof.get("mailboxes") is None and not record["failures"] and not skipped:
         why = proof_secret(ce, app, view.get("vault_secret"), bool(ce.get("oauth_settings")))[1]
         record["failures"].append(failure("Verify", "the logins could not be checked and mailbox_oauth_verify_require_secret is set: %s"
                                           % (why or "no mailboxes to log in to")))
     if proof.get("mailboxes") is not None:
         record["logins"] = {"checked": True, "ok": sum(1 for m in proof["mailboxes"] if m.get("ok")), "of": len(proof["mailboxes"])}
+    elif skipped and not record["failures"]:
+        record["logins"] = {"checked": False, "skipped": True, "reason": "skipped"}
     elif (proof or ce) and not record["failures"]:
         record["logins"] = {"checked": False, "reason": proof_secret(ce, app, view.get("vault_secret"), bool(ce.get("oauth_settings")))[1]
                             or "no mailboxes to log in to"}
@@ -594,9 +805,15 @@ def summary_line(record):
     logins = record.get("logins")
     if logins and logins["checked"]:
         parts.append("logins %d/%d ok" % (logins["ok"], logins["of"]))
+    elif logins and logins.get("skipped"):
+        parts.append("logins not checked (skipped)")
     elif logins:
         parts.append("logins not checked: %s" % logins["reason"])
     lines = ["  ".join(parts)]
+    if record.get("offboard"):
+        lines.extend(offboard_lines(record))
+        lines.extend(revocation_lines(record["revocation"]) if record.get("revocation") else [])
+        return lines + failure_lines(record)
     if record.get("new_secret"):
         new = record["new_secret"]
         held = "; CE holds it" if record["ce_holds_current_secret"] and new["key_id"] else ""
@@ -610,13 +827,17 @@ def summary_line(record):
     if record.get("repaired_object_id"):
         lines.append("    repaired Exchange's service principal, registered with object id %s; FullAccess granted again"
                      % record["repaired_object_id"])
+    if record.get("revocation"):
+        lines.extend(revocation_lines(record["revocation"]))
     if record["status"] == "not converged":
         lines.append("    CE's settings do not hold a current secret of CE's app yet (a plan: the converge gives them one)")
     elif record["status"] == "done":
         lines.append("    the CE part did not run, so whether CE can log in is not known (\"ok\" is said only of what CE holds)")
-    for item in record["failures"]:
-        lines.append("    %s: %s" % (item.get("part"), one_line(item.get("message"))))
-    return lines
+    return lines + failure_lines(record)
+
+
+def failure_lines(record):
+    return ["    %s: %s" % (item.get("part"), one_line(item.get("message"))) for item in record["failures"]]
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -639,8 +860,9 @@ def known_apps(views):
             for v in views]
 
 
-def summary(views, now=None):
-    records = [summary_record(v, now) for v in sorted(known_apps(views), key=lambda v: v["host"])]
+def summary(views, proof_skipped=False, now=None):
+    """The run's summary: a record and lines per CE tenant, the counts, and why each failed CE tenant fails."""
+    records = [summary_record(v, now, proof_skipped) for v in sorted(known_apps(views), key=lambda v: v["host"])]
     lines = []
     for record in records:
         lines.extend(summary_line(record))
@@ -649,3 +871,45 @@ def summary(views, now=None):
     failed_hosts = dict((r["host"], "%s failed for %s (see the summary above)" % (
         ", ".join(sorted(set(f.get("part") for f in r["failures"]))), r["host"])) for r in records if r["status"] == "FAILED")
     return {"records": records, "lines": lines, "counts": counts, "failed_hosts": failed_hosts}
+
+
+# -- the report files ----------------------------------------------------------------------------------------------------
+def _cell(value):
+    return one_line(value).replace("|", "\\|") or "-"
+
+
+def report_markdown(report):
+    """The summary for people: a table of the CE tenants, then what else each one got and why any failed."""
+    counts = report["counts"]
+    lines = ["# ceops.exchange_oauth summary, %s" % report["generated_at"], "",
+             "%s. CE tenants: %d, ok: %d, failed: %d." % ("A plan (--check): nothing was written" if report["check_mode"] else "A run",
+                                                         counts["tenants"], counts["ok"], counts["failed"]), "",
+             "| CE tenant | status | directory | app | FullAccess | CE email connection | logins |",
+             "|---|---|---|---|---|---|---|"]
+    for record in report["records"]:
+        access = record.get("full_access")
+        logins = record.get("logins") or {}
+        if logins.get("checked"):
+            proof = "%d/%d ok" % (logins["ok"], logins["of"])
+        else:
+            proof = "not checked (skipped)" if logins.get("skipped") else "not checked: %s" % logins["reason"] if logins else "-"
+        lines.append("| %s |" % " | ".join(_cell(v) for v in (
+            record["host"], "todo" if record["status"] == "not converged" else record["status"], record.get("directory"), record.get("app_id"),
+            "%d/%d" % (access["granted"], access["wanted"]) if access else "-", record.get("email_connection"), proof)))
+    for record in report["records"]:
+        details = summary_line(record)[1:]
+        if details:
+            lines.extend(["", "## %s (%s)" % (record["host"], "todo" if record["status"] == "not converged" else record["status"]), ""])
+            lines.extend("- %s" % line.strip() for line in details)
+    return "\n".join(lines) + "\n"
+
+
+def report_files(summary_result, check_mode=False, now=None):
+    """The summary as files for ceops_report_dir: JSON (for machines) and Markdown (for people), named after the moment of the
+    run (UTC), both from the summary's records, which hold no secret. -> [{"name", "content"}]"""
+    now = now or utcnow()
+    report = {"generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "check_mode": bool(check_mode),
+              "counts": summary_result["counts"], "records": summary_result["records"]}
+    stem = "ceops-summary-%s%s" % (now.strftime("%Y%m%dT%H%M%SZ"), "-check" if check_mode else "")
+    return [{"name": stem + ".json", "content": json.dumps(report, indent=2, sort_keys=True) + "\n"},
+            {"name": stem + ".md", "content": report_markdown(report)}]

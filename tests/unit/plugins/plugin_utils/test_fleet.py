@@ -6,6 +6,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import json
 
 import pytest
 
@@ -159,6 +160,111 @@ def test_an_unknown_app_fails_the_directory_outside_a_plan_only():
     failing = fleet.exchange_handoff([view("acme")], {"skipped": True}, {"skipped": True}, {})
     assert "ms_apps['%s']" % CONTOSO in failing[0]["failures"][0]["message"]
     assert fleet.exchange_handoff([view("acme")], {"skipped": True}, {"skipped": True}, {}, check_mode=True)[0]["failures"] == []
+
+
+# -- mailboxes that leave --------------------------------------------------------------------------------------------------
+def reading(host, listed, read, **extra):
+    """A CE tenant whose inventory lists ``listed`` and whose CE email connection reads ``read`` (as the CE part found it)."""
+    return view(host, mailboxes=listed, ce={"mailboxes": read}, **extra)
+
+
+def test_a_mailbox_ce_still_reads_but_no_ce_tenant_of_the_directory_lists_loses_fullaccess():
+    acme = reading("acme", ["a@x.example"], ["a@x.example", "Gone@x.example", "shared@x.example"])
+    globex = reading("globex", ["shared@x.example"], ["shared@x.example"])
+    decision = fleet.mailbox_revocations([acme, globex], [acme, globex])
+    assert decision["revoke"] == ["gone@x.example"]
+    assert decision["candidates"] == {"gone@x.example": ["acme"], "shared@x.example": ["acme"]}
+    assert decision["kept"] == {"shared@x.example": ["globex"]} and decision["unknown"] == []
+    # Nothing left a list: nothing to look at (a converged fleet costs no Exchange request for it).
+    assert fleet.mailbox_revocations([globex], [globex])["candidates"] == {}
+
+
+def test_a_partial_run_keeps_the_mailboxes_a_ce_tenant_outside_it_lists():
+    acme = reading("acme", ["a@x.example"], ["a@x.example", "b@x.example"])
+    umbrella = view("umbrella", mailboxes=["B@x.example"])  # in the inventory, not in the run (--limit acme)
+    decision = fleet.mailbox_revocations([acme], [acme, umbrella])
+    assert decision["revoke"] == [] and decision["kept"] == {"b@x.example": ["umbrella"]}
+
+
+def test_nothing_is_revoked_while_a_ce_tenant_of_the_directory_reads_mailboxes_this_run_cannot_see():
+    acme = reading("acme", ["a@x.example"], ["a@x.example", "b@x.example"])
+    outside = view("umbrella", mailboxes_from_portal=True)
+    decision = fleet.mailbox_revocations([acme], [acme, outside])
+    assert decision["revoke"] == [] and decision["unknown"] == ["umbrella"]
+    # In the run and alive, its list is the one its connection gave: known.
+    inside = view("umbrella", mailboxes_from_portal=True, mailboxes=["c@x.example"], ce={"mailboxes": ["c@x.example"]})
+    assert fleet.mailbox_revocations([acme, inside], [acme, inside])["revoke"] == ["b@x.example"]
+    # In the run but failed (before its connection was read, maybe): not known.
+    broken = dict(inside, failures=[fleet.failure("CE mailboxes", "no connection")])
+    assert fleet.mailbox_revocations([acme, broken], [acme, broken])["unknown"] == ["umbrella"]
+    handoff = fleet.revocation_handoff([acme, broken], [acme, broken], {"skipped": True})
+    assert "umbrella" in handoff[0]["fact"]["held"] and handoff[0]["fact"]["revoked"] == []
+
+
+def test_a_mailbox_the_inventory_names_as_removed_goes_also_when_the_connection_no_longer_reads_it():
+    # A CE tenant that takes its mailboxes from the Portal: a mailbox removed there leaves no record, so the inventory names it.
+    portal = view("acme", mailboxes_from_portal=True, mailboxes=["a@x.example"], ce={"mailboxes": ["a@x.example"]},
+                  mailboxes_removed=["old@x.example", "a@x.example"])
+    decision = fleet.mailbox_revocations([portal], [portal])
+    assert decision["revoke"] == ["old@x.example"] and decision["kept"] == {"a@x.example": ["acme"]}
+    # A failed CE tenant names nothing (its part may not have run); what it lists still counts.
+    failed = dict(portal, failures=[fleet.failure("CE", "boom")])
+    assert fleet.mailbox_revocations([failed], [failed])["candidates"] == {}
+
+
+def test_ce_tenants_that_leave_give_up_every_mailbox_no_other_ce_tenant_of_the_directory_lists():
+    acme = reading("acme", ["a@x.example", "shared@x.example"], ["a@x.example", "extra@x.example"])
+    globex = view("globex", mailboxes=["shared@x.example"])
+    umbrella = view("umbrella", mailboxes=["u@x.example"])
+    decision = fleet.mailbox_revocations([acme], [acme, globex, umbrella], offboarding=True)
+    assert decision["revoke"] == ["a@x.example", "extra@x.example"] and decision["kept"] == {"shared@x.example": ["globex"]}
+    # Two leaving together do not keep each other's.
+    other = reading("globex", ["shared@x.example"], ["shared@x.example"])
+    assert fleet.mailbox_revocations([acme, other], [acme, other, umbrella], True)["revoke"] == [
+        "a@x.example", "shared@x.example", "extra@x.example"]
+
+
+def test_each_ce_tenant_is_told_which_of_its_mailboxes_lost_fullaccess_and_one_that_failed_fails_it():
+    acme = reading("acme", ["a@x.example"], ["a@x.example", "gone@x.example", "was@x.example"])
+    globex = reading("globex", ["g@x.example"], ["g@x.example", "broken@x.example"])
+    result = {"changed": True, "mailboxes": [{"mailbox": "gone@x.example", "result": "removed"}, {"mailbox": "was@x.example", "result": "unchanged"},
+                                             {"mailbox": "broken@x.example", "result": "failed", "message": "Exchange says no (request id r-9)"}]}
+    handoff = dict((h["host"], h) for h in fleet.revocation_handoff([acme, globex], [acme, globex], result))
+    fact = handoff["acme"]["fact"]
+    assert fact["revoked"] == ["gone@x.example"] and fact["already_gone"] == ["was@x.example"]
+    assert fact["still_read"] == ["gone@x.example", "was@x.example"] and handoff["acme"]["failures"] == []
+    message = handoff["globex"]["failures"][0]["message"]
+    assert "broken@x.example" in message and "Exchange says no (request id r-9)" in message and "gone@x.example" not in message
+    # The whole task failed (Exchange refused the automation identity): every CE tenant with a mailbox to revoke fails.
+    failed = fleet.revocation_handoff([acme], [acme], {"failed": True, "msg": "401 unauthorized"})
+    assert "401 unauthorized" in failed[0]["failures"][0]["message"]
+
+
+def test_the_summary_names_the_mailboxes_that_left_and_what_ce_still_reads():
+    revoked = {"revoked": ["gone@x.example"], "already_gone": [], "still_read": ["gone@x.example"], "kept": {"shared@x.example": ["globex"]},
+               "held": None, "planned": False}
+    acme = view("acme", app={"app_id": "app-1"}, revoked=revoked, ce={"client_secret_held": True, "oauth_settings": {"client_id": "app-1"}})
+    done = fleet.summary([acme])
+    record = done["records"][0]
+    assert record["status"] == "ok" and record["revocation"]["revoked"] == ["gone@x.example"]
+    assert "    FullAccess revoked on gone@x.example: no CE tenant of the directory lists it" in done["lines"]
+    assert "    FullAccess kept on shared@x.example: listed by globex" in done["lines"]
+    assert any(line.startswith("    CE's email connection still reads gone@x.example") for line in done["lines"])
+    planned = fleet.summary([dict(acme, revoked=dict(revoked, planned=True))])["lines"]
+    assert "    FullAccess to be revoked on gone@x.example: no CE tenant of the directory lists it" in planned
+    # Nothing left any list: nothing said.
+    assert "revocation" not in fleet.summary([dict(acme, revoked={"revoked": [], "kept": {}, "held": None})])["records"][0]
+
+
+def test_a_proof_skipped_on_purpose_says_so_and_fails_nobody():
+    acme = view("acme", app={"app_id": "app-1"}, require_secret=True,
+                ce={"client_secret_held": True, "oauth_settings": {"client_id": "app-1"}, "email_connection": {"name": "Mail"}})
+    skipped = fleet.summary([acme], proof_skipped=True)
+    assert skipped["records"][0]["status"] == "ok" and skipped["records"][0]["logins"] == {"checked": False, "skipped": True, "reason": "skipped"}
+    assert skipped["lines"][0].endswith("logins not checked (skipped)")
+    assert fleet.summary([dict(acme, skip_proof=True)])["records"][0]["logins"]["skipped"] is True
+    # Not skipped, the required secret is missing: a failure.
+    assert fleet.summary([acme])["records"][0]["status"] == "FAILED"
 
 
 # -- the CE part ---------------------------------------------------------------------------------------------------------------
@@ -363,3 +469,22 @@ def test_a_failure_outside_the_modules_fails_every_live_ce_tenant_of_the_unit():
     earlier = fleet.failure("CE", "CE 7.4.3")
     handed = fleet.unit_failure([view("acme"), view("globex", failures=[earlier])], "Azure AD", {"msg": "bad variable"}, "Validating")
     assert handed == [{"host": "acme", "failures": [{"part": "Azure AD", "task": "Validating", "message": "bad variable"}]}]
+
+
+# -- the report files --------------------------------------------------------------------------------------------------------
+def test_the_report_files_are_the_summary_as_json_and_markdown_named_after_the_run():
+    converged = view("acme", mailboxes=["a@x.example"], app={"app_id": "app-1", "client_secret": "s3cret-acme"},
+                     access={"mailboxes": [{"mailbox": "a@x.example", "result": "unchanged"}]},
+                     proof={"mailboxes": [{"ok": True}]}, ce={"client_secret_held": True, "email_connection": {"name": "Mail|box"}})
+    failed = view("globex", failures=[fleet.failure("CE", "refused | HTTP 403")])
+    done = fleet.summary([converged, failed])
+    files = fleet.report_files(done, check_mode=True, now=NOW)
+    assert [f["name"] for f in files] == ["ceops-summary-20261207T120000Z-check.json", "ceops-summary-20261207T120000Z-check.md"]
+    report = json.loads(files[0]["content"])
+    assert report["generated_at"] == "2026-12-07T12:00:00Z" and report["check_mode"] is True
+    assert report["counts"] == {"tenants": 2, "ok": 1, "failed": 1} and [r["status"] for r in report["records"]] == ["ok", "FAILED"]
+    markdown = files[1]["content"]
+    assert "| acme | ok | %s | app-1 | 1/1 | Mail\\|box | 1/1 ok |" % CONTOSO in markdown
+    assert "## globex (FAILED)\n\n- CE: refused | HTTP 403\n" in markdown and "A plan (--check)" in markdown
+    assert "s3cret-acme" not in files[0]["content"] + markdown
+    assert fleet.report_files(done, now=NOW)[0]["name"] == "ceops-summary-20261207T120000Z.json"
