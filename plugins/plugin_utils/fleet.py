@@ -904,9 +904,12 @@ def report_markdown(report):
     return "\n".join(lines) + "\n"
 
 
-def report_files(summary_result, check_mode=False, now=None):
+def report_files(summary_result, check_mode, report_dir, now=None):
     """The summary as files for ceops_report_dir: JSON (for machines) and Markdown (for people), named after the moment of the
-    run (UTC), both from the summary's records, which hold no secret. -> [{"name", "content"}]"""
+    run (UTC), both from the summary's records, which hold no secret. -> [{"name", "content"}], none when no report_dir is set
+    (ceops_report_dir empty or undefined)."""
+    if not report_dir:
+        return []
     now = now or utcnow()
     report = {"generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "check_mode": bool(check_mode),
               "counts": summary_result["counts"], "records": summary_result["records"]}

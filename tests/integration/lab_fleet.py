@@ -8,6 +8,7 @@ __metaclass__ = type
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -27,6 +28,34 @@ FAST = ("-e", "ce_email_oauth_batch_update_poll_interval=0.5", "-f", "10")
 # What ops do with the new secrets: keep them in Ansible Vault as ms_apps (docs/verify.md), each CE tenant's own under
 # client_secrets. The benchmark keeps them the same way; one template serves both.
 SAVE_APPS = fleet_bench.SAVE_APPS
+
+# Token requests are POSTs the lab counts as writes; they change nothing. Every other service must see no write.
+NOT_STATE = ("login", "admin")
+
+
+def tasks(output):
+    """[(task name without the role prefix, the task's output)] in the order they ran."""
+    found = []
+    for chunk in re.split(r"\n(?=TASK \[|PLAY \[|PLAY RECAP)", output):
+        match = re.match(r"TASK \[(?:[\w.]+ : )?(.*?)\] \*+", chunk)
+        if match:
+            found.append((match.group(1), chunk))
+    return found
+
+
+def changed(output):
+    """{(task, host)} of every result reported as changed."""
+    return set((name, host) for name, body in tasks(output) for host in re.findall(r"^changed: \[([^\]]+)\]", body, re.M))
+
+
+def task_output(output, name):
+    return "\n".join(body for task, body in tasks(output) if task == name)
+
+
+def writes(lab):
+    """{service: writes} of every service that saw any, but token requests (which change nothing)."""
+    services = lab.counters()["services"]
+    return dict((name, b["totals"]["writes"]) for name, b in services.items() if name not in NOT_STATE and b["totals"]["writes"])
 
 
 def inventory_tenants():
@@ -128,3 +157,17 @@ class Fleet:
     def connection(self, deployment, tenant):
         page = self.portal(deployment, "GET", "/tenants/%s/email-connections?name=Exchange%%20Online" % tenant)
         return page["items"][0]
+
+
+def converged_fleet(lab, work):
+    """The fleet after one cold converge of site.yml from the lab's seed (CE's new secrets kept as ms_apps, SAVE_APPS);
+    the counters, CE counters and logins as the cold run left them."""
+    lab.reset()
+    fleet = Fleet(lab, work)
+    wrapper = fleet.work / "site-and-save.yml"
+    wrapper.write_text(SAVE_APPS.replace("@REPO@", REPO).replace("@PATH@", fleet.ms_apps_file))
+    fleet.cold = fleet.run(str(wrapper), apps=False)
+    fleet.cold_counters = lab.counters()
+    fleet.cold_ce = lab.ce_counters()
+    fleet.cold_logins = lab.mail_logins()
+    return fleet

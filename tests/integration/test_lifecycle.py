@@ -2,7 +2,7 @@
 """The lifecycle the runbook leaves out, on the converged lab fleet: mailboxes that leave a CE tenant, CE tenants that leave
 (playbooks/offboard.yml), the report files, a proof skipped on purpose, and a secret renewed into CE by site.yml alone.
 
-One cold converge is shared by the module (the fixture of test_site_fleet.py, run again for this module); each test breaks
+One cold converge is shared by the module (lab_fleet.converged_fleet, as test_site_fleet.py has it); each test breaks
 only what it is about, in the file's order, and the offboarding comes last (it takes CE tenants out of the fleet).
 """
 from __future__ import absolute_import, division, print_function
@@ -12,8 +12,15 @@ __metaclass__ = type
 import json
 import re
 
+import pytest
+
 from playbook_output import recap, summary
-from test_site_fleet import DIRECTORIES, TENANTS, changed, fleet, writes  # noqa: F401 pylint: disable=unused-import
+from lab_fleet import DIRECTORIES, TENANTS, changed, converged_fleet, writes
+
+@pytest.fixture(scope="module")
+def fleet(lab, tmp_path_factory):
+    return converged_fleet(lab, tmp_path_factory.mktemp("fleet"))
+
 
 CONTOSO = DIRECTORIES["contoso"]
 SALES = "ce-sales@contoso.onmicrosoft.com"

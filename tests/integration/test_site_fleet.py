@@ -20,39 +20,11 @@ import re
 
 import pytest
 
-from lab_fleet import DEPLOYMENTS, DIRECTORIES, EXCHANGE, GRAPH, REPO, SAVE_APPS, TENANTS, Fleet, directory_mailboxes
+from lab_fleet import (DEPLOYMENTS, DIRECTORIES, EXCHANGE, GRAPH, TENANTS, changed, converged_fleet, directory_mailboxes, task_output,
+                       writes)
 from playbook_output import recap, summary
 
 NAMES = dict((tenant_id, name) for name, tenant_id in DIRECTORIES.items())
-# Token requests are POSTs the lab counts as writes; they change nothing. Every other service must see no write.
-NOT_STATE = ("login", "admin")
-
-
-def tasks(output):
-    """[(task name without the role prefix, the task's output)] in the order they ran."""
-    found = []
-    for chunk in re.split(r"\n(?=TASK \[|PLAY \[|PLAY RECAP)", output):
-        match = re.match(r"TASK \[(?:[\w.]+ : )?(.*?)\] \*+", chunk)
-        if match:
-            found.append((match.group(1), chunk))
-    return found
-
-
-def changed(output):
-    """{(task, host)} of every result reported as changed."""
-    return set((name, host) for name, body in tasks(output) for host in re.findall(r"^changed: \[([^\]]+)\]", body, re.M))
-
-
-def task_output(output, name):
-    return "\n".join(body for task, body in tasks(output) if task == name)
-
-
-def writes(lab):
-    """{service: writes} of every service that saw any, but token requests (which change nothing)."""
-    services = lab.counters()["services"]
-    return dict((name, b["totals"]["writes"]) for name, b in services.items() if name not in NOT_STATE and b["totals"]["writes"])
-
-
 def token_requests(lab):
     """{(directory name, client id, resource): count}."""
     counted = {}
@@ -80,15 +52,8 @@ def expected_tokens(lab, apps, own_secrets=False):
 @pytest.fixture(scope="module")
 def fleet(lab, tmp_path_factory):
     """The fleet after one cold converge of site.yml from the lab's seed; counters as the cold run left them."""
-    lab.reset()
-    fleet = Fleet(lab, tmp_path_factory.mktemp("fleet"))
-    wrapper = fleet.work / "site-and-save.yml"
-    wrapper.write_text(SAVE_APPS.replace("@REPO@", REPO).replace("@PATH@", fleet.ms_apps_file))
-    fleet.cold = fleet.run(str(wrapper), apps=False)
-    fleet.cold_counters = lab.counters()
-    fleet.cold_ce = lab.ce_counters()
+    fleet = converged_fleet(lab, tmp_path_factory.mktemp("fleet"))
     fleet.cold_tokens = token_requests(lab)
-    fleet.cold_logins = lab.mail_logins()
     return fleet
 
 

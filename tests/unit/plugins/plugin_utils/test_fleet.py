@@ -478,7 +478,7 @@ def test_the_report_files_are_the_summary_as_json_and_markdown_named_after_the_r
                      proof={"mailboxes": [{"ok": True}]}, ce={"client_secret_held": True, "email_connection": {"name": "Mail|box"}})
     failed = view("globex", failures=[fleet.failure("CE", "refused | HTTP 403")])
     done = fleet.summary([converged, failed])
-    files = fleet.report_files(done, check_mode=True, now=NOW)
+    files = fleet.report_files(done, True, "/var/reports", now=NOW)
     assert [f["name"] for f in files] == ["ceops-summary-20261207T120000Z-check.json", "ceops-summary-20261207T120000Z-check.md"]
     report = json.loads(files[0]["content"])
     assert report["generated_at"] == "2026-12-07T12:00:00Z" and report["check_mode"] is True
@@ -487,4 +487,5 @@ def test_the_report_files_are_the_summary_as_json_and_markdown_named_after_the_r
     assert "| acme | ok | %s | app-1 | 1/1 | Mail\\|box | 1/1 ok |" % CONTOSO in markdown
     assert "## globex (FAILED)\n\n- CE: refused | HTTP 403\n" in markdown and "A plan (--check)" in markdown
     assert "s3cret-acme" not in files[0]["content"] + markdown
-    assert fleet.report_files(done, now=NOW)[0]["name"] == "ceops-summary-20261207T120000Z.json"
+    assert fleet.report_files(done, False, "/var/reports", now=NOW)[0]["name"] == "ceops-summary-20261207T120000Z.json"
+    assert fleet.report_files(done, False, "", now=NOW) == [] and fleet.report_files(done, False, None, now=NOW) == []
