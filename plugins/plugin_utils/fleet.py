@@ -881,9 +881,9 @@ def _cell(value):
 def report_markdown(report):
     """The summary for people: a table of the CE tenants, then what else each one got and why any failed."""
     counts = report["counts"]
+    kind = "A plan (--check): nothing was written" if report["check_mode"] else "A run"
     lines = ["# ceops.exchange_oauth summary, %s" % report["generated_at"], "",
-             "%s. CE tenants: %d, ok: %d, failed: %d." % ("A plan (--check): nothing was written" if report["check_mode"] else "A run",
-                                                         counts["tenants"], counts["ok"], counts["failed"]), "",
+             "%s. CE tenants: %d, ok: %d, failed: %d." % (kind, counts["tenants"], counts["ok"], counts["failed"]), "",
              "| CE tenant | status | directory | app | FullAccess | CE email connection | logins |",
              "|---|---|---|---|---|---|---|"]
     for record in report["records"]:
