@@ -396,6 +396,12 @@ class OAuthSettingsReconciler(Reconciler):
         return self.describe(current)
 
     def ensure_absent(self, current):
+        owner = self.params.get("client_id")
+        if current is not None and owner is not None and str(current.get("client_id") or "").lower() != owner.strip().lower():
+            # Removing settings is for settings that are CE's (offboard.yml): those of another app are another tool's or admin's.
+            self.fail("%s name app %s, not CE's app %s: they are not CE's and were not removed; nothing was written. Remove them in "
+                      "the CE Portal if they should go" % (self.label, current.get("client_id"), owner.strip() or "(not known in "
+                                                            "the directory)"))
         return self.delete(current, lambda: self.portal.delete_oauth_settings(self.params["ce_tenant"], current))
 
 

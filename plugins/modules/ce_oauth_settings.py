@@ -60,6 +60,9 @@ options:
       - Application (client) ID of CE's app registration (RV(ceops.exchange_oauth.azuread_app#module:app_id)).
       - Required when O(state=present), except in check mode before the app exists (a plan); the Portal's version and the
         settings are then read as the converge reads them, and the plan shows the settings it would write.
+      - With O(state=absent), when given, the app the settings must name to be removed (proof that they are CE's); settings that
+        name another app are not removed and the task fails naming both. An empty value (CE's app not known) removes no settings
+        that name an app. Not given, the settings are removed whatever app they name.
     type: str
   client_secret:
     description:

@@ -169,6 +169,21 @@ def test_removal(portal, run):
     assert run("ce_oauth_settings", {"ce_tenant": "acme", "name": "Exchange Online OAuth", "state": "absent"})["changed"] is False
 
 
+def test_removal_with_an_owner_removes_only_the_settings_of_that_app(portal, run):
+    """offboard.yml removes a CE tenant's OAuth settings only when they name CE's app: another app's stay, and so does anything
+    when CE's app is not known (an empty client_id)."""
+    run("ce_oauth_settings", args())
+    absent = {"ce_tenant": "acme", "name": "Exchange Online OAuth", "state": "absent"}
+    written = portal.writes()
+    for owner, named in ((HAND_APP, HAND_APP), ("", "(not known in the directory)")):
+        refused = run("ce_oauth_settings", dict(absent, client_id=owner))
+        assert refused["failed"] is True and portal.settings["acme"] != {} and portal.writes() == written, refused
+        assert "name app %s, not CE's app %s" % (CLIENT_ID, named) in refused["msg"] and "were not removed" in refused["msg"]
+        assert "tenant acme" in refused["msg"] and "'Exchange Online OAuth'" in refused["msg"]
+    gone = run("ce_oauth_settings", dict(absent, client_id=CLIENT_ID.upper()))
+    assert gone["changed"] is True and portal.settings["acme"] == {}
+
+
 def test_removal_while_a_connection_uses_them_fails_clearly(portal, run):
     settings = portal.add_settings("acme", "Exchange Online OAuth")
     portal.add_connection("acme", "Exchange Online", portal.add_gateway("Exchange Online")["id"], settings["id"], receive=True)
