@@ -65,18 +65,17 @@ def fleet_members(hosts, hostvars, secret_base_name=fleet.DEFAULT_SECRET_NAME):
     return views
 
 
-def fleet_unit_hosts(hosts, hostvars, unit):
-    """The hosts of ``hosts`` (the whole inventory: a run may not see all) that belong to an app unit."""
-    members = []
+def fleet_inventory(hosts, hostvars):
+    """What the election needs of every host of the inventory (a run may not see all): its directory and whether it has an
+    app of its own. Read once per run, by the election (fleet.elect), which hands each app unit its inventory_members."""
+    entries = []
     for host in hosts or []:
         host_vars = hostvars[host]
         tenant_id = _get(host_vars, "ms_tenant_id")
-        if not tenant_id:
-            continue
-        view = {"host": host, "tenant_id": tenant_id, "per_ce_tenant": fleet.as_bool(_get(host_vars, "ceops_app_per_ce_tenant", False))}
-        if fleet.app_unit_key(view) == (unit or {}).get("key"):
-            members.append(host)
-    return members
+        if tenant_id:
+            entries.append({"host": host, "tenant_id": tenant_id,
+                            "per_ce_tenant": fleet.as_bool(_get(host_vars, "ceops_app_per_ce_tenant", False))})
+    return entries
 
 
 def fleet_unit_members(leads, hostvars, unit="ceops_app_unit"):
@@ -87,20 +86,21 @@ def fleet_unit_members(leads, hostvars, unit="ceops_app_unit"):
     return members
 
 
-def fleet_unit_views(unit, hostvars, all_hosts):
+def fleet_unit_views(unit, hostvars):
     """(the unit's CE tenants in the run, every CE tenant of the unit in the inventory) as views."""
-    return (fleet_members((unit or {}).get("members"), hostvars),
-            fleet_members(fleet_unit_hosts(all_hosts, hostvars, unit), hostvars))
+    unit = unit or {}
+    return (fleet_members(unit.get("members"), hostvars),
+            fleet_members(unit.get("inventory_members") or unit.get("members"), hostvars))
 
 
-def fleet_revocation_leads(leads, hostvars, all_hosts, offboarding=False):
+def fleet_revocation_leads(leads, hostvars, offboarding=False):
     """The CE tenants standing for apps whose unit has mailboxes that may lose CE's FullAccess now (fleet.mailbox_revocations),
     unless the inventory keeps to adding (ceops_revoke_mailboxes: false): the hosts of the play that revokes."""
     found = []
     for lead in leads or []:
         if not fleet.as_bool(_get(hostvars[lead], "ceops_revoke_mailboxes", True)):
             continue
-        views, inventory_views = fleet_unit_views(_get(hostvars[lead], "ceops_app_unit", {}), hostvars, all_hosts)
+        views, inventory_views = fleet_unit_views(_get(hostvars[lead], "ceops_app_unit", {}), hostvars)
         if fleet.mailbox_revocations(views, inventory_views, offboarding)["candidates"]:
             found.append(lead)
     return found
@@ -126,7 +126,7 @@ def fleet_retire(views, grace_hours=None, offboarding=False):
 RULES = {
     "members": fleet_members,
     "elect": fleet.elect,
-    "unit_hosts": fleet_unit_hosts,
+    "inventory": fleet_inventory,
     "unit_members": fleet_unit_members,
     "new_secret_hosts": fleet.new_secret_hosts,
     "unit_failure": fleet.unit_failure,

@@ -99,11 +99,16 @@ def inventory_problems(view):
     return problems
 
 
-def elect(views):
+def elect(views, inventory=None):
     """The add_host entries that make the fleet: each app unit's and each CE deployment's lead joins its group and carries
     the unit (its key, directory or URL, and members). A CE tenant already failed, or whose inventory keeps it out, leads
     nothing and is a member of nothing; one with inventory problems gets them as its failures. Sorted, so the same CE
-    tenant leads every run whatever order the hosts come in."""
+    tenant leads every run whatever order the hosts come in.
+
+    ``inventory``: every CE tenant of the inventory ({host, tenant_id, per_ce_tenant}, not only those of the run), so an app
+    unit also carries ``inventory_members``, the CE tenants that share its app whether in the run or not (what a --limit run
+    must not take from the others: the send permission, mailbox revocations, the app's removal). Worked out here, once per
+    run, so that no later task reads the whole inventory's variables again."""
     entries, apps, deployments = {}, {}, {}
     for view in sorted(views, key=lambda v: v["host"]):
         host = view["host"]
@@ -118,6 +123,9 @@ def elect(views):
             entries.setdefault(host, {"name": host, "groups": []})["groups"].append(PORTAL_MAILBOXES_GROUP)
         apps.setdefault(app_unit_key(view), {"key": app_unit_key(view), "tenant_id": view["tenant_id"], "members": []})["members"].append(host)
         deployments.setdefault(view["deployment"], {"key": view["deployment"], "url": view["deployment"], "members": []})["members"].append(host)
+    for unit in apps.values():
+        unit["inventory_members"] = sorted(set(unit["members"]) | set(
+            entry["host"] for entry in inventory or [] if entry.get("tenant_id") and app_unit_key(entry) == unit["key"]))
     for group, units, var in ((APP_GROUP, apps, "ceops_app_unit"), (DEPLOYMENT_GROUP, deployments, "ceops_deployment_unit")):
         for unit in units.values():
             lead = unit["members"][0]

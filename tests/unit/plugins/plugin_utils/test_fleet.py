@@ -30,11 +30,22 @@ def test_one_lead_per_app_and_per_deployment_the_first_by_name_whatever_the_orde
     views = [view("umbrella", deployment=US), view("globex"), view("initech", FABRIKAM), view("acme"), view("stark", FABRIKAM, US)]
     entries = dict((e["name"], e) for e in fleet.elect(list(reversed(views))))
     assert entries["acme"]["groups"] == [fleet.APP_GROUP, fleet.DEPLOYMENT_GROUP]
-    assert entries["acme"]["ceops_app_unit"] == {"key": CONTOSO, "tenant_id": CONTOSO, "members": ["acme", "globex", "umbrella"]}
+    assert entries["acme"]["ceops_app_unit"] == {"key": CONTOSO, "tenant_id": CONTOSO, "members": ["acme", "globex", "umbrella"],
+                                                 "inventory_members": ["acme", "globex", "umbrella"]}
     assert entries["acme"]["ceops_deployment_unit"]["members"] == ["acme", "globex", "initech"]
     assert entries["initech"]["groups"] == [fleet.APP_GROUP] and entries["initech"]["ceops_app_unit"]["members"] == ["initech", "stark"]
     assert entries["stark"]["groups"] == [fleet.DEPLOYMENT_GROUP] and entries["stark"]["ceops_deployment_unit"]["members"] == ["stark", "umbrella"]
     assert "globex" not in entries and "umbrella" not in entries
+
+
+def test_each_app_unit_knows_its_ce_tenants_in_the_inventory_outside_the_run_too():
+    """A --limit run (or an AWX slice) sees some CE tenants; the inventory's others that share the app are named in the unit,
+    so the send permission, revocations and the app's removal count them, without any later task reading every host."""
+    inventory = [{"host": h, "tenant_id": t, "per_ce_tenant": p} for h, t, p in (
+        ("acme", CONTOSO, False), ("globex", CONTOSO, False), ("hooli", CONTOSO, True), ("initech", FABRIKAM, False))]
+    entries = dict((e["name"], e) for e in fleet.elect([view("acme"), view("hooli", per_ce_tenant=True)], inventory + [{"host": "localhost"}]))
+    assert entries["acme"]["ceops_app_unit"]["inventory_members"] == ["acme", "globex"]
+    assert entries["hooli"]["ceops_app_unit"]["inventory_members"] == ["hooli"]
 
 
 def test_one_app_per_ce_tenant_makes_each_its_own_lead():
