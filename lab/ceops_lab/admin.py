@@ -217,6 +217,11 @@ class LabAdmin:
         """E.g. set_policy("contoso", max_password_lifetime_days=90); None lifts the limit."""
         return self._call("POST", "/directories/%s/policy" % urllib.parse.quote(name_or_tenant_id), policy)
 
+    def age_secrets(self, directory, app_id, days):
+        """Time passes for one app's client secrets: their start and end move `days` into the past (admin_api._age_secrets).
+        Returns the app's password credentials after the move (never a secret)."""
+        return self._call("POST", "/directories/%s/secrets-age" % urllib.parse.quote(directory), {"app_id": app_id, "days": days})
+
     def set_consistency_window(self, seconds, directory=None):
         """Per directory, or for every service of every directory when directory is None."""
         if directory is None:

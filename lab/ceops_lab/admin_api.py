@@ -4,11 +4,13 @@ Loopback only and unauthenticated by design; it is never subject to injected fau
 can always inspect and repair the lab it is breaking.
 """
 
+import datetime
 import re
 
 from . import foreign, oracle, tokens
 from .faults import FaultError
 from .service import Response, Service
+from .state import iso, parse_iso
 
 
 class AdminError(Exception):
@@ -177,11 +179,33 @@ class AdminService(Service):
                     raise AdminError(400, "consistency_window must be a number of seconds >= 0, or null")
                 directory.consistency_window = window
                 return Response.json(200, self._describe(directory))
+            if action == "secrets-age":
+                return Response.json(200, self._age_secrets(directory, body))
             if action == "app-roles":
                 return Response.json(200, self._app_roles(directory, body))
             if action == "directory-roles":
                 return Response.json(200, self._directory_roles(directory, body))
-        raise AdminError(404, "no directory action %r (policy, settings, app-roles, directory-roles, state)" % action)
+        raise AdminError(404, "no directory action %r (policy, settings, secrets-age, app-roles, directory-roles, state)" % action)
+
+    def _age_secrets(self, directory, body):
+        """Time passes for one app's client secrets: each one's start and end move `days` into the past, as if the clock had
+        moved on that far since they were made (a secret made for 365 days is 10 days from its expiry after days=355). The
+        rest of the world keeps its time: an emulation of the passing of time where only the secrets' dates matter."""
+        unknown = set(body) - {"app_id", "days"}
+        if unknown:
+            raise AdminError(400, "unknown field(s): %s (app_id, days)" % ", ".join(sorted(unknown)))
+        days = body.get("days")
+        if not isinstance(days, (int, float)) or isinstance(days, bool) or not 0 < days <= 3650:
+            raise AdminError(400, "days must be a number of days in (0, 3650]")
+        app = directory.app_by_app_id(str(body.get("app_id") or ""))
+        if app is None:
+            raise AdminError(404, "no application with appId %r in directory %s" % (body.get("app_id"), directory.name))
+        shift = datetime.timedelta(days=days)
+        for credential in app["passwordCredentials"]:
+            for field in ("startDateTime", "endDateTime"):
+                credential[field] = iso(parse_iso(credential[field]) - shift, fraction=True)
+        return {"app_id": app["appId"], "password_credentials": [
+            dict((k, c[k]) for k in ("keyId", "displayName", "startDateTime", "endDateTime")) for c in app["passwordCredentials"]]}
 
     def _principal(self, directory, value):
         if value in (None, "automation"):
