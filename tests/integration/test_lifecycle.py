@@ -9,13 +9,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import json
 import re
 
 import pytest
 
 from playbook_output import recap, summary
-from lab_fleet import DIRECTORIES, TENANTS, changed, converged_fleet, writes
+from lab_fleet import DIRECTORIES, REPO, SAVE_APPS, TENANTS, changed, converged_fleet, writes
 
 @pytest.fixture(scope="module")
 def fleet(lab, tmp_path_factory):
@@ -23,6 +24,7 @@ def fleet(lab, tmp_path_factory):
 
 
 CONTOSO = DIRECTORIES["contoso"]
+FABRIKAM = DIRECTORIES["fabrikam"]
 SALES = "ce-sales@contoso.onmicrosoft.com"
 SUPPORT = "ce-support@contoso.onmicrosoft.com"
 REVOKE_TASK = "Take CE's FullAccess away from the mailboxes no CE tenant of the app lists any more"
@@ -126,6 +128,78 @@ def test_a_proof_skipped_on_purpose_says_so_and_the_summary_goes_to_the_report_f
     for app in fleet.apps().values():
         assert all(secret not in texts for secret in list(app["client_secrets"].values()) + [app["client_secret"]])
     assert oct((reports / files[0]).stat().st_mode & 0o777) == "0o640"
+
+
+def moment(text):
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_site_alone_renews_a_secret_10_days_before_its_expiry_into_ce_and_retires_the_old_one_after_the_proof(fleet):
+    """Time passes until fabrikam's secrets (initech's and stark's) are 10 days from their expiry: one site.yml run makes
+    each a new secret, CE gets it and applies it, the proof logs in with it, and only then the old one goes (the journal
+    orders the writes; the lab's oracle says CE logs in with a current secret of CE's app). The other directories' secrets
+    are not touched; a second run changes nothing and writes nothing."""
+    lab = fleet.lab
+    fabrikam = fleet.apps()[FABRIKAM]
+    before = dict((c["displayName"], c) for c in app_secrets(lab, "fabrikam", fabrikam["app_id"]))
+    assert sorted(before) == ["CE mailbox access (initech)", "CE mailbox access (stark)"], before
+    untouched = dict((name, app_secrets(lab, name, fleet.apps()[DIRECTORIES[name]]["app_id"])) for name in ("contoso", "northwind"))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    days = min((moment(c["endDateTime"]) - now).total_seconds() / 86400.0 for c in before.values()) - 10
+    lab.age_secrets("fabrikam", fabrikam["app_id"], days)
+
+    # As ops run it: the new secrets go to Vault (SAVE_APPS writes the ones this run made), so the next run proves with them.
+    renewed_file = fleet.work / "renewed_apps.json"
+    wrapper = fleet.work / "renew-and-save.yml"
+    wrapper.write_text(SAVE_APPS.replace("@REPO@", REPO).replace("@PATH@", str(renewed_file)))
+    lab.reset_counters()
+    renewal = fleet.run(str(wrapper))
+    assert renewal.returncode == 0, renewal.output[-4000:]
+    lines = summary(renewal.stdout)
+    for host in ("initech", "stark"):
+        assert re.match(r"%s\s+ok\s.*logins 3/3 ok$" % host, lines[host][0]), lines[host]
+        assert any("new client secret" in line and "CE holds it" in line for line in lines[host][1:]), lines[host]
+
+    after = dict((c["displayName"], c) for c in app_secrets(lab, "fabrikam", fabrikam["app_id"]))
+    assert sorted(after) == sorted(before), after  # one secret per CE tenant again: the old one is gone
+    for name, secret in after.items():
+        assert secret["keyId"] != before[name]["keyId"] and moment(secret["endDateTime"]) - now > datetime.timedelta(days=300), secret
+    for deployment, host in (("emea", "initech"), ("us", "stark")):
+        oracle = lab.ce_login_oracle(deployment, host)
+        assert oracle["ok"] is True, oracle
+        held = [o["key_id"] for c in oracle["connections"] for o in c["secret"]["owners"]]
+        assert held == [after["CE mailbox access (%s)" % host]["keyId"]], (held, after)
+
+    # No moment in which CE holds a removed secret: each old secret was removed after the batch update that gave CE the new
+    # one had been applied.
+    entries = lab.journal()
+    removals = [e for e in entries if e["service"] == "graph" and e["endpoint"].endswith("/removePassword")]
+    assert len(removals) == 2, [(e["service"], e["endpoint"]) for e in entries]
+    for deployment in ("emea", "us"):
+        applied = moment(lab.ce_state(deployment)["applied"]["applied_at"])
+        started = [e["seq"] for e in entries if e["service"] == "ce" and e.get("deployment") == deployment and e["endpoint"].endswith("/server-updates")]
+        assert started and all(e["seq"] > max(started) and moment(e["time"]) >= applied for e in removals), (started, removals)
+    for name, secrets in untouched.items():
+        assert app_secrets(lab, name, fleet.apps()[DIRECTORIES[name]]["app_id"]) == secrets, name
+
+    renewed = json.loads(renewed_file.read_text())["ms_apps"]
+    assert sorted(renewed) == [FABRIKAM], renewed
+    apps = fleet.apps()
+    apps[FABRIKAM] = renewed[FABRIKAM]
+    with open(fleet.ms_apps_file, "w") as handle:
+        json.dump({"ms_apps": apps}, handle)
+
+    lab.reset_counters()
+    again = fleet.run("site.yml")
+    assert again.returncode == 0 and all(h["changed"] == 0 for h in recap(again.stdout).values()), again.output[-4000:]
+    assert writes(lab) == {}, lab.counters()["services"]
+    assert all(re.search(r"logins \d/\d ok$", lines[0]) for lines in summary(again.stdout).values()), again.stdout[-3000:]
+
+
+def app_secrets(lab, directory, app_id):
+    """The password credentials of one app of a lab directory as Graph lists them (never a secret)."""
+    app = next(a for a in lab.state("graph")["directories"][directory]["applications"] if a["appId"] == app_id)
+    return sorted(app["passwordCredentials"], key=lambda c: c["keyId"])
 
 
 def journal_writes(lab):
