@@ -399,9 +399,9 @@ class OAuthSettingsReconciler(Reconciler):
         owner = self.params.get("client_id")
         if current is not None and owner is not None and str(current.get("client_id") or "").lower() != owner.strip().lower():
             # Removing settings is for settings that are CE's (offboard.yml): those of another app are another tool's or admin's.
+            ours = owner.strip() or "(not known in the directory)"
             self.fail("%s name app %s, not CE's app %s: they are not CE's and were not removed; nothing was written. Remove them in "
-                      "the CE Portal if they should go" % (self.label, current.get("client_id"), owner.strip() or "(not known in "
-                                                            "the directory)"))
+                      "the CE Portal if they should go" % (self.label, current.get("client_id"), ours))
         return self.delete(current, lambda: self.portal.delete_oauth_settings(self.params["ce_tenant"], current))
 
 
