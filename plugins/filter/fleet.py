@@ -51,6 +51,7 @@ def fleet_members(hosts, hostvars, secret_base_name=fleet.DEFAULT_SECRET_NAME):
                     require_secret=fleet.as_bool(_get(host_vars, "mailbox_oauth_verify_require_secret", False)),
                     force=fleet.as_bool(_get(host_vars, "rotate_secret_force", False)),
                     skip_proof=fleet.as_bool(_get(host_vars, "ceops_skip_proof", False)),
+                    revoke_unlisted=fleet.as_bool(_get(host_vars, "ceops_revoke_mailboxes", False)),
                     failures=list(view["failures"] or []), mailboxes=list(view["mailboxes"] or []))
         view["secret_name"] = fleet.secret_name(view, _get(host_vars, "azuread_app_registration_secret_name", secret_base_name))
         apps = _get(host_vars, "ms_apps", {}) or {}
@@ -94,12 +95,10 @@ def fleet_unit_views(unit, hostvars):
 
 
 def fleet_revocation_leads(leads, hostvars, offboarding=False):
-    """The CE tenants standing for apps whose unit has mailboxes that may lose CE's FullAccess now (fleet.mailbox_revocations),
-    unless the inventory keeps to adding (ceops_revoke_mailboxes: false): the hosts of the play that revokes."""
+    """The CE tenants standing for apps whose unit has mailboxes that may lose CE's FullAccess now (fleet.mailbox_revocations):
+    the hosts of the play that revokes."""
     found = []
     for lead in leads or []:
-        if not fleet.as_bool(_get(hostvars[lead], "ceops_revoke_mailboxes", True)):
-            continue
         views, inventory_views = fleet_unit_views(_get(hostvars[lead], "ceops_app_unit", {}), hostvars)
         if fleet.mailbox_revocations(views, inventory_views, offboarding)["candidates"]:
             found.append(lead)

@@ -344,11 +344,13 @@ def mailbox_revocations(views, inventory_views, offboarding=False):
     (docs/ownership.md). ``views``: the unit's CE tenants in the run; ``inventory_views``: every CE tenant of the unit in the
     inventory, so that a --limit run never takes a mailbox from a CE tenant outside it.
 
-    A mailbox is a candidate when a live CE tenant of the run no longer lists it while its CE email connection still reads it
-    (the connection's mailbox list is the record of what CE reads: no scan of the Exchange organisation), when the inventory
-    names it in the CE tenant's ce_mailboxes_removed, or, for a CE tenant that leaves (offboard.yml), when it lists it or its
-    connection reads it. A candidate is revoked only when no other CE tenant of the unit lists it; when the list of one of
-    them is not known to this run, nothing is revoked.
+    A mailbox is a candidate when the inventory names it in the CE tenant's ce_mailboxes_removed; when the CE tenant's CE email
+    connection reads it but its ce_mailboxes does not list it, only where the inventory says the list is complete
+    (ceops_revoke_mailboxes: true; the connection's mailbox list is the record of what CE reads: no scan of the Exchange
+    organisation); or, for a CE tenant that leaves (offboard.yml), when it lists it or its connection reads it. Not by
+    default: in a directory where the runbook was walked by hand, the connection may read mailboxes the inventory forgot, and
+    their FullAccess is what keeps CE reading them. A candidate is revoked only when no other CE tenant of the unit lists it;
+    when the list of one of them is not known to this run, nothing is revoked.
     -> {"revoke": [...], "candidates": {mailbox: [hosts]}, "kept": {mailbox: [hosts listing it]}, "unknown": [hosts]}"""
     run_hosts = set(v["host"] for v in views)
     candidates = {}
@@ -358,7 +360,8 @@ def mailbox_revocations(views, inventory_views, offboarding=False):
             found = listed + read_mailboxes(view)
         else:
             # A CE tenant whose list is its connection's cannot show a mailbox that left it there: ce_mailboxes_removed can.
-            found = [] if view.get("mailboxes_from_portal") else [m for m in read_mailboxes(view) if m not in listed]
+            unlisted = view.get("revoke_unlisted") and not view.get("mailboxes_from_portal")
+            found = [m for m in read_mailboxes(view) if m not in listed] if unlisted else []
             found += lowered(view.get("mailboxes_removed"))
         for mailbox in lowered(found):
             candidates.setdefault(mailbox, []).append(view["host"])

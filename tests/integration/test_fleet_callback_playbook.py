@@ -40,6 +40,7 @@ CONNECTION = "every CE tenant's email connection"
 BATCH = "one batch update per CE deployment"
 VERIFY = "CE logs in to its Exchange Online mailboxes with OAuth"
 RETIRE = "Retire the client secrets CE no longer needs"
+REVOKE = "the apps with mailboxes that may lose CE's FullAccess"
 
 
 def keep_secrets_playbook(work, fleet, name):
@@ -111,6 +112,7 @@ def test_one_line_per_play_names_its_part_and_counts_the_ce_tenants_done_and_fai
         line("CE", 2, 2, 0, what=INTO_CE),  # only the CE tenants that got a new secret: globex and initech
         line("CE", 2, 2, 0, 4, CONNECTION),
         line("CE", 2, 2, 0, 4, BATCH),
+        line("Exchange Online", 2, 2, 0, 4, REVOKE),
         line("Verify", 2, 2, 0, 4, VERIFY),
         line(RETIRE, 2, 2, 0, 4),
         "Summary per CE tenant: 6 CE tenants: 2 ok, 4 failed",
@@ -120,7 +122,8 @@ def test_one_line_per_play_names_its_part_and_counts_the_ce_tenants_done_and_fai
         line("CE", 6, 6, 0, what=GATEWAY), line("Azure AD", 6, 6, 0, what=AZURE_AD), line("Exchange Online", 6, 6, 0, what=EXCHANGE),
         line("CE", 6, 6, 0, what=READ_APP), line("CE", 6, 6, 0, what=SETTINGS), line("CE", 6, 6, 0, what=NEW_SECRET),
         line("CE", 4, 4, 0, what=INTO_CE),  # the four that failed before had no secret yet
-        line("CE", 6, 6, 0, what=CONNECTION), line("CE", 6, 6, 0, what=BATCH), line("Verify", 6, 6, 0, what=VERIFY),
+        line("CE", 6, 6, 0, what=CONNECTION), line("CE", 6, 6, 0, what=BATCH), line("Exchange Online", 6, 6, 0, what=REVOKE),
+        line("Verify", 6, 6, 0, what=VERIFY),
         line(RETIRE, 6, 6, 0),
         "Summary per CE tenant: 6 CE tenants: 6 ok",
         "Keep CE's app and its new secret per directory: done on localhost"]

@@ -9,18 +9,44 @@ import json
 from ansible.module_utils.common import warnings as module_warnings
 
 try:
-    from ansible.module_utils.testing import patch_module_args  # noqa: F401  pylint: disable=unused-import
+    from ansible.module_utils.testing import patch_module_args as _core_patch_module_args
 except ImportError:  # ansible-core before 2.19 reads a unit test's module arguments from basic._ANSIBLE_ARGS
     from ansible.module_utils import basic
 
     @contextlib.contextmanager
-    def patch_module_args(args=None):
+    def _core_patch_module_args(args=None):
         before = basic._ANSIBLE_ARGS  # pylint: disable=protected-access
         basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode("utf-8")  # pylint: disable=protected-access
         try:
             yield
         finally:
             basic._ANSIBLE_ARGS = before  # pylint: disable=protected-access
+
+
+@contextlib.contextmanager
+def patch_module_args(args=None):
+    """A module run in the test process with ``args``, as a module process runs: not on the controller. Importing Ansible's
+    controller code (a callback test imports ansible.executor) makes ansible.module_utils believe it runs on the controller
+    (2.19: module_utils._internal.is_controller), and a module there hands its warnings to the controller's display instead
+    of its result; a test process that imported both would lose the warnings the module tests look for."""
+    internal = _module_utils_internal()
+    before = getattr(internal, "is_controller", None)
+    if before is not None:
+        internal.is_controller = False
+    try:
+        with _core_patch_module_args(args):
+            yield
+    finally:
+        if before is not None:
+            internal.is_controller = before
+
+
+def _module_utils_internal():
+    try:
+        from ansible.module_utils import _internal  # pylint: disable=import-outside-toplevel
+    except ImportError:  # before 2.19
+        return None
+    return _internal
 
 
 def warnings_of(result):

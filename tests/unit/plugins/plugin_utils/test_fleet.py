@@ -175,8 +175,19 @@ def test_an_unknown_app_fails_the_directory_outside_a_plan_only():
 
 # -- mailboxes that leave --------------------------------------------------------------------------------------------------
 def reading(host, listed, read, **extra):
-    """A CE tenant whose inventory lists ``listed`` and whose CE email connection reads ``read`` (as the CE part found it)."""
+    """A CE tenant whose inventory lists ``listed`` and whose CE email connection reads ``read`` (as the CE part found it); its
+    inventory says its list is complete (ceops_revoke_mailboxes: true), unless ``extra`` says otherwise."""
+    extra.setdefault("revoke_unlisted", True)
     return view(host, mailboxes=listed, ce={"mailboxes": read}, **extra)
+
+
+def test_by_default_a_mailbox_ce_reads_that_the_inventory_does_not_list_keeps_its_fullaccess():
+    """Brownfield: the runbook's admin may have given CE a mailbox the inventory forgot; its FullAccess is what keeps CE reading
+    it. Only ceops_revoke_mailboxes: true (the inventory is complete) or ce_mailboxes_removed takes it away."""
+    forgot = reading("acme", ["a@x.example"], ["a@x.example", "forgotten@x.example"], revoke_unlisted=False)
+    assert fleet.mailbox_revocations([forgot], [forgot]) == {"revoke": [], "candidates": {}, "kept": {}, "unknown": []}
+    named = dict(forgot, mailboxes_removed=["forgotten@x.example"])
+    assert fleet.mailbox_revocations([named], [named])["revoke"] == ["forgotten@x.example"]
 
 
 def test_a_mailbox_ce_still_reads_but_no_ce_tenant_of_the_directory_lists_loses_fullaccess():
