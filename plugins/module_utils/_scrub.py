@@ -103,6 +103,10 @@ def url_credentials(params):
                 continue
             if parts.password:
                 found.update((parts.password, unquote(parts.password), "%s:%s" % (parts.username, parts.password)))
+            # The user name with what follows it in the URL too: ansible-core before 2.19 masks the values one by one in no
+            # particular order, so the password may go first and leave "user:********" for the pair to miss.
+            if parts.username:
+                found.add("%s%s" % (parts.username, ":" if parts.password is not None else "@"))
     return found
 
 
