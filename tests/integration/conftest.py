@@ -4,11 +4,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import importlib
-import json
 
 import pytest
-from ansible_collections.ceops.exchange_oauth.tests.unit.core_compat import forget_warnings, patch_module_args
+from ansible_collections.ceops.exchange_oauth.tests.unit.core_compat import run_module_main
 
 
 class ModuleRunner:
@@ -16,21 +14,8 @@ class ModuleRunner:
         self.capsys = capsys
 
     def __call__(self, name, args, check_mode=False, diff=True):
-        module = importlib.import_module("ansible_collections.ceops.exchange_oauth.plugins.modules." + name)
-        full = dict((k, v) for k, v in args.items() if v is not None)  # None is "not given", as omit in a task
-        full.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
-        self.capsys.readouterr()
-        forget_warnings()
-        try:
-            with patch_module_args(full):
-                with pytest.raises(SystemExit):
-                    module.main()
-        finally:
-            forget_warnings()
-        out = self.capsys.readouterr().out
-        result = json.loads(out)
-        result["_raw"] = out
-        return result
+        # None is "not given", as omit in a task.
+        return run_module_main(self.capsys, name, dict((k, v) for k, v in args.items() if v is not None), check_mode, diff)
 
 
 @pytest.fixture

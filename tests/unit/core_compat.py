@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
+
+import pytest
 
 from ansible.module_utils.common import warnings as module_warnings
 
@@ -60,3 +63,22 @@ def forget_warnings():
     one module run in a test process into the next."""
     module_warnings._global_warnings.clear()  # pylint: disable=protected-access
     module_warnings._global_deprecations.clear()  # pylint: disable=protected-access
+
+
+def run_module_main(capsys, name, args, check_mode=False, diff=True):
+    """One of the collection's modules run in this process with ``args``, as a module process runs it: its result (the JSON
+    it printed), with the printed text under "_raw"."""
+    module = importlib.import_module("ansible_collections.ceops.exchange_oauth.plugins.modules." + name)
+    full = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    capsys.readouterr()
+    forget_warnings()
+    try:
+        with patch_module_args(full):
+            with pytest.raises(SystemExit):
+                module.main()
+    finally:
+        forget_warnings()
+    out = capsys.readouterr().out
+    result = json.loads(out)
+    result["_raw"] = out
+    return result

@@ -10,7 +10,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
-import importlib
 import json
 import os
 import re
@@ -19,7 +18,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 import requests
 import yaml
-from ansible_collections.ceops.exchange_oauth.tests.unit.core_compat import forget_warnings, patch_module_args, warnings_of  # noqa: F401  pylint: disable=unused-import
+from ansible_collections.ceops.exchange_oauth.tests.unit.core_compat import run_module_main, warnings_of  # noqa: F401  pylint: disable=unused-import
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils import ce_module, ce_portal
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import Transport
@@ -387,19 +386,6 @@ class ModuleRunner:
         monkeypatch.setattr(ce_module, "CePortal", client_factory)
 
     def __call__(self, name, args, check_mode=False, diff=True, auth=True):
-        module = importlib.import_module("ansible_collections.ceops.exchange_oauth.plugins.modules." + name)
         full = dict(ce_url=URL, ce_token=DEPLOYMENT_TOKEN) if auth else {}
         full.update(args)
-        full.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
-        self.capsys.readouterr()
-        forget_warnings()
-        try:
-            with patch_module_args(full):
-                with pytest.raises(SystemExit):
-                    module.main()
-        finally:
-            forget_warnings()
-        out = self.capsys.readouterr().out
-        result = json.loads(out)
-        result["_raw"] = out
-        return result
+        return run_module_main(self.capsys, name, full, check_mode, diff)
