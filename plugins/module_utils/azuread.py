@@ -13,7 +13,7 @@ import datetime
 import json
 import re
 
-from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import EXCHANGE_APP_ID, error_codes
+from ansible_collections.ceops.exchange_oauth.plugins.module_utils.graph import EXCHANGE_APP_ID, GRAPH_APP_ID, error_codes
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils._http import ServiceError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.reconcile import AlreadyDone, Reconciler, StepError
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.timestamps import format_time, parse_time
@@ -66,6 +66,29 @@ def requested_role_ids(required_resource_access):
         if entry.get("resourceAppId") == EXCHANGE_APP_ID:
             return set(a.get("id") for a in entry.get("resourceAccess", []) if a.get("type") == "Role")
     return set()
+
+
+API_NAMES = {EXCHANGE_APP_ID: "Office 365 Exchange Online", GRAPH_APP_ID: "Microsoft Graph"}
+
+
+def other_parts(application, managed_ids, own_secret_names=()):
+    """What an app holds that this collection does not manage, as words: other APIs' permissions and Exchange permissions that
+    are not the runbook's application roles (the delegated User.Read the Entra admin center adds to every registration made
+    by hand, too), certificates, and client secrets of other names. Whoever added them may use the app: it is not deleted."""
+    parts = []
+    for entry in (application or {}).get("requiredResourceAccess") or []:
+        api = entry.get("resourceAppId")
+        for access in entry.get("resourceAccess") or []:
+            if api == EXCHANGE_APP_ID and access.get("type") == "Role" and access.get("id") in managed_ids:
+                continue
+            parts.append("%s permission %s of %s" % ("application" if access.get("type") == "Role" else "delegated", access.get("id"),
+                                                     API_NAMES.get(api, "API %s" % api)))
+    for cred in (application or {}).get("keyCredentials") or []:
+        parts.append("certificate %r" % (cred.get("displayName") or cred.get("keyId")))
+    for cred in (application or {}).get("passwordCredentials") or []:
+        if cred.get("displayName") not in own_secret_names:
+            parts.append("client secret %r" % (cred.get("displayName") or cred.get("keyId")))
+    return parts
 
 
 def secrets_named(application, name):
@@ -280,6 +303,16 @@ class AppReconciler(Reconciler):
                             % (application.get("appId"), application.get("displayName")))
             before.update(display_name=application.get("displayName"), app_id=application.get("appId"))
             self.result.update(app_id=application.get("appId"), object_id=application.get("id"))
+            exchange_sp = self.step("reading the Office 365 Exchange Online service principal",
+                                    lambda: self.graph.get_service_principal(EXCHANGE_APP_ID)) or {}
+            managed = set(role.get("id") for role in exchange_sp.get("appRoles", []) if role.get("value") in EXCHANGE_ROLE_NAMES)
+            # Its secrets go with it (CE's, and any other: offboarding decides on those before it asks, fleet.app_removal).
+            kept = [part for part in other_parts(application, managed) if not part.startswith("client secret")]
+            if kept:
+                self.result["other_parts"] = kept
+                self.refuse("app %s holds what this collection does not manage: %s. It is not deleted: whoever added that may use "
+                            "the app. Remove those parts in the Entra admin center once nothing uses them, or delete the app there"
+                            % (application.get("appId"), "; ".join(kept)))
             self.require(WRITE_APPS, "delete the app")
             self.act("delete app registration %s" % application.get("appId"),
                      lambda: self.graph.delete_application(application["id"]))
@@ -309,6 +342,7 @@ class AppReconciler(Reconciler):
             wanted_ids |= set(retained.values()) & requested_role_ids(application.get("requiredResourceAccess"))
 
         self.result["found_by"] = found_by
+        self.result["other_parts"] = other_parts(application, managed_ids, [o["name"] for o in secret_options_of(p)])
         before = self.describe(application, names_by_id, managed_ids)
         created = application is None
         if created:

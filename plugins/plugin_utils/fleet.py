@@ -162,7 +162,7 @@ def app_fact(result, view, previous=None, keep_secret=True):
     and left behind by those that show it (``keep_secret`` false)."""
     fact = dict((k, v) for k, v in (previous or {}).items() if keep_secret or k != "client_secret")
     for key in ("tenant_id", "app_id", "object_id", "service_principal_id", "display_name", "unique_name", "found_by", "adopted",
-                "exchange_permissions", "consented_permissions"):
+                "exchange_permissions", "consented_permissions", "other_parts"):
         if key in (result or {}):
             fact[key] = result[key]
     # Adopted by an earlier call of the run (a later one finds it by its unique name): the run still adopted it.
@@ -538,6 +538,11 @@ def app_removal(views, inventory_views, remove=False):
     elif not as_bool(remove):
         reason = ("no CE tenant of the directory is left; ceops_offboard_remove_app: true removes CE's app and its Exchange service "
                   "principal")
+    elif app.get("other_parts"):
+        # Made by hand and adopted, or changed since: whoever added the rest may use the app (and its Exchange access).
+        reason = ("it holds what this collection does not manage (%s), so it stays with its Exchange service principal: remove "
+                  "those in the Entra admin center once nothing uses them and run again, or delete the app there"
+                  % "; ".join(app["other_parts"]))
     else:
         return {"remove": True, "app_id": app["app_id"], "reason": "no CE tenant of the directory is left"}
     return {"remove": False, "app_id": app["app_id"], "reason": reason}

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import json
 import re
 
 import pytest
@@ -146,6 +147,42 @@ def test_picking_corvids_app_by_id_converges_its_ce_tenants_and_leaves_the_other
     touched = set(o["id"] for e in world.lab.journal(mark) for o in e["objects"])
     assert second["id"] not in touched and second["appId"] not in touched
     assert world.lab.foreign_writes(mark) == []
+
+
+def test_offboarding_in_the_brownfield_world_removes_what_is_ours_and_nothing_beside_it(world):
+    """glade leaves adatum (alpine and birch stay; glade's CE holds a foreign connection 'Partner inbox' too) and fjord leaves
+    dunmore, the last CE tenant there, with ceops_offboard_remove_app: the plan writes nothing; the offboarding writes no
+    foreign object and leaves every one as it was (adatum's and dunmore's other apps, their Exchange rights, glade's other
+    connection). dunmore's "CE Email" was made by hand and holds the delegated User.Read the Entra admin center adds: it is
+    not provably only CE's, so it stays with its Exchange service principal and the summary says why and what to do; the
+    leaving CE tenants' secrets go. alpine and birch still log in; a second run writes nothing."""
+    leaving = ("--limit", "glade,fjord", "-e", "ceops_offboard_remove_app=true")
+    adatum_app = world.applications("adatum")[0]["appId"]
+    mark = len(world.lab.journal())
+    plan = world.run("offboard.yml", "--check", *leaving)
+    assert plan.returncode == 0 and world.lab.journal(mark) == [], plan.output[-3000:]
+    assert status(plan) == {"glade": "to", "fjord": "to"}, plan.summary  # "to offboard"
+
+    done = world.run("offboard.yml", *leaving)
+    assert done.returncode == 0 and status(done) == {"glade": "offboarded", "fjord": "offboarded"}, done.output[-4000:]
+    assert world.lab.foreign_writes(mark) == [], json.dumps(world.lab.foreign_writes(mark))
+    assert world.lab.foreign_state() == world.foreign_before
+    assert [a["appId"] for a in world.applications("adatum")] == [adatum_app]
+    dunmore_app = world.applications("dunmore")[0]
+    assert [p["displayName"] for p in dunmore_app["passwordCredentials"]] == []
+    assert not [p for p in world.applications("adatum")[0]["passwordCredentials"] if p["displayName"] == "CE mailbox access (glade)"]
+    assert [s["AppId"] for s in world.lab.exchange_state("dunmore")["service_principals"]].count(dunmore_app["appId"]) == 1
+    stays = [line for line in done.summary["fjord"] if "CE's app stays" in line]
+    assert stays and "delegated permission e1fe6dd8-ba31-4d61-89e7-88639da4683d of Microsoft Graph" in stays[0], done.summary["fjord"]
+    for host in ("glade", "fjord"):
+        assert not world.oracle(host)["ok"], host
+    for host in ("alpine", "birch"):
+        assert world.oracle(host)["ok"], (host, world.oracle(host)["causes"])
+
+    mark = len(world.lab.journal())
+    again = world.run("offboard.yml", *leaving)
+    assert again.returncode == 0 and all(counts["changed"] == 0 for counts in again.recap.values()), again.output[-3000:]
+    assert world.accepted_writes(mark) == []
 
 
 def test_with_the_policy_readable_the_plan_and_the_converge_agree_on_every_ce_tenant(world):

@@ -230,3 +230,32 @@ def test_a_consent_granted_by_another_run_alone_is_no_change():
 
 def test_duplicate_secret_names_are_reported():
     assert azuread.duplicate_names([{"name": "a"}, {"name": "b"}, {"name": "a"}]) == ["a"]
+
+
+def test_other_parts_are_what_the_collection_does_not_manage():
+    app = {"requiredResourceAccess": [
+        {"resourceAppId": EXCHANGE_APP_ID, "resourceAccess": [{"id": IMAP, "type": "Role"}, {"id": "exo-scope", "type": "Scope"}]},
+        {"resourceAppId": "00000003-0000-0000-c000-000000000000", "resourceAccess": [{"id": "user-read", "type": "Scope"}]}],
+        "keyCredentials": [{"keyId": "k1", "displayName": "CN=ops"}],
+        "passwordCredentials": [named("CE mailbox access (acme)", "s1", 30), named("ce 2025", "s2", 30)]}
+    assert azuread.other_parts(app, {IMAP, POP}, ["CE mailbox access (acme)"]) == [
+        "delegated permission exo-scope of Office 365 Exchange Online", "delegated permission user-read of Microsoft Graph",
+        "certificate 'CN=ops'", "client secret 'ce 2025'"]
+    assert azuread.other_parts({"requiredResourceAccess": [{"resourceAppId": EXCHANGE_APP_ID, "resourceAccess": [{"id": POP, "type": "Role"}]}],
+                                "passwordCredentials": [named("CE", "s1", 30)]}, {IMAP, POP}, ["CE"]) == []
+
+
+def test_an_app_holding_what_the_collection_does_not_manage_is_not_deleted():
+    app = {"id": "app-object", "appId": "app-id", "uniqueName": "ce-email", "displayName": "CE Email",
+           "requiredResourceAccess": [{"resourceAppId": "00000003-0000-0000-c000-000000000000",
+                                       "resourceAccess": [{"id": "user-read", "type": "Scope"}]}],
+           "passwordCredentials": [named("ce 2025", "s2", 30)]}
+    graph = FakeGraph(app=app)
+    graph.delete_application = lambda object_id: graph.writes.append("delete " + object_id)
+    with pytest.raises(Exception) as refused:
+        reconcile(graph, state="absent", unique_name="ce-email")
+    assert graph.writes == []
+    assert "holds what this collection does not manage: delegated permission user-read of Microsoft Graph" in str(refused.value)
+    app["requiredResourceAccess"] = [{"resourceAppId": EXCHANGE_APP_ID, "resourceAccess": [{"id": IMAP, "type": "Role"}]}]
+    result = reconcile(graph, state="absent", unique_name="ce-email")
+    assert graph.writes == ["delete app-object"] and result["changed"]  # its secrets go with it

@@ -511,3 +511,15 @@ def test_the_report_files_are_the_summary_as_json_and_markdown_named_after_the_r
     assert "s3cret-acme" not in files[0]["content"] + markdown
     assert fleet.report_files(done, False, "/var/reports", now=NOW)[0]["name"] == "ceops-summary-20261207T120000Z.json"
     assert fleet.report_files(done, False, "", now=NOW) == [] and fleet.report_files(done, False, None, now=NOW) == []
+
+
+def test_the_last_ce_tenant_leaving_takes_ces_app_only_when_it_holds_nothing_of_anyone_else():
+    app = {"app_id": "ce-app", "other_parts": []}
+    assert fleet.app_removal([view("hooli", app=app)], [view("hooli")], remove=True)["remove"] is True
+    hand_made = dict(app, other_parts=["delegated permission e1fe6dd8 of Microsoft Graph", "client secret 'ce 2025'"])
+    decision = fleet.app_removal([view("fjord", app=hand_made)], [view("fjord")], remove=True)
+    assert decision["remove"] is False and decision["app_id"] == "ce-app"
+    assert "delegated permission e1fe6dd8 of Microsoft Graph; client secret 'ce 2025'" in decision["reason"]
+    assert "stays with its Exchange service principal" in decision["reason"]
+    # Without the operator's switch, or with a CE tenant staying, that is the reason, whatever the app holds.
+    assert "ceops_offboard_remove_app" in fleet.app_removal([view("fjord", app=hand_made)], [view("fjord")])["reason"]
