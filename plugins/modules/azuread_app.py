@@ -66,7 +66,9 @@ options:
   state:
     description:
       - V(present) makes sure the app and everything below exist; V(absent) deletes the app registration (which deletes its
-        service principal, consent and secrets too).
+        service principal, consent and secrets too), only when it is found by O(app_id) or O(unique_name) and holds no
+        permission or certificate this module does not manage (for example the delegated C(User.Read) the Entra admin center
+        adds to an app made by hand); such an app is not deleted, and the error names what it holds.
     type: str
     choices: [present, absent]
     default: present
@@ -286,6 +288,16 @@ display_name:
   description: Display name of the app.
   returned: when the app exists
   type: str
+other_parts:
+  description:
+    - What the app holds that this module does not manage (permissions of other APIs, delegated permissions, Exchange
+      permissions other than the runbook's, certificates, client secrets of names not in O(app_secrets)), in words. An app that
+      holds any is not deleted by offboarding.
+  returned: when the app was read
+  type: list
+  elements: str
+  sample: ["delegated permission e1fe6dd8-ba31-4d61-89e7-88639da4683d of Microsoft Graph"]
+  version_added: 0.2.0
 found_by:
   description:
     - How the app was found - V(app_id), V(unique_name), V(adopted) (the one hand-made app of O(display_name), now marked with
