@@ -171,7 +171,7 @@ def test_a_secret_removed_by_hand_or_rotated_leaves_the_store(world):
 
     (old_key,) = [e["key_id"] for e in stored["initech"]]
     wrapper, rotated_file = saving(world, "rotated", "rotate_secret.yml")
-    rotated = world.run(wrapper, "--limit", "initech", "-e", "rotate_secret_force=true", *world.store_args, apps=False)
+    rotated = world.run(wrapper, "-e", "ceops_hosts=initech", "-e", "rotate_secret_force=true", *world.store_args, apps=False)
     assert rotated.returncode == 0, rotated.output[-4000:]
     assert re.search(r"logins 3/3 ok$", summary(rotated.stdout)["initech"][0]), summary(rotated.stdout)["initech"]
     (new_entry,) = entries(world)["initech"]
