@@ -14,7 +14,7 @@ module: secret_store
 short_description: Keep the client secrets made for CE in a file encrypted with Ansible Vault
 version_added: 0.2.0
 description:
-  - The collection's secret store (docs/lifecycle.md), set with C(ceops_secret_store): one YAML file, encrypted as a whole with
+  - The collection's secret store (docs/lifecycle.md), set with C(ceops_secret_store) - one YAML file, encrypted as a whole with
     Ansible Vault (C(ansible-vault view) opens it), holding one entry per client secret the collection made for a CE tenant
     (directory, app, key id, secret name, CE tenant, start, end, value), so that later runs find CE's secret.
   - O(state=read) returns the entries of the CE tenants O(ce_tenants) as the fact C(ceops_secret_store_entries); the result is
@@ -37,8 +37,9 @@ attributes:
     description: The entries before and after, by CE tenant, key id, directory, app and secret name; never a value.
     support: full
   platform:
-    description: The controller only.
-    platforms: all
+    description: Runs on the controller only (an action plugin), with the run's vault secrets.
+    support: full
+    platforms: controller
 options:
   path:
     description:
@@ -75,7 +76,7 @@ options:
       - The vault id to encrypt with (C(ceops_secret_store_vault_id)); it must be among the run's vault secrets.
     type: str
 notes:
-  - The values are in the fact C(ceops_secret_store_entries) and in the task arguments of an update: never print them.
+  - The values are in the fact C(ceops_secret_store_entries) and in the task arguments of an update - never print them.
 seealso:
   - module: ceops.exchange_oauth.azuread_app
 '''
