@@ -154,11 +154,11 @@ def secret_store_problem(view):
     if not view.get("secret_store"):
         return None
     read = view.get("secret_store_read") or {}
-    if read.get("failed") or not read:
-        return read.get("msg") or "the secret store %s was not read" % view["secret_store"]
-    if read.get("path") and secret_store.store_path(view["secret_store"]) != read["path"]:
+    if read.get("failed"):
+        return read.get("msg") or "the secret store %s could not be read" % view["secret_store"]
+    if not read.get("path") or secret_store.store_path(view["secret_store"]) != read["path"]:
         return ("CE tenant %s names the secret store %s, but this run reads %s: set ceops_secret_store once for the run (group_vars/all "
-                "or -e), not per CE tenant" % (view["host"], view["secret_store"], read["path"]))
+                "or -e), not per CE tenant" % (view["host"], view["secret_store"], read.get("path") or "none"))
     return None
 
 

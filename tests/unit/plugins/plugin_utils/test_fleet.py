@@ -574,4 +574,8 @@ def test_with_a_store_the_app_leads_join_its_group_and_a_store_the_run_could_not
     # One CE tenant naming another store than the run read fails alone, saying to set it once.
     entries = dict((e["name"], e) for e in fleet.elect([views[0], dict(views[1], secret_store="/other.yml")]))
     assert "set ceops_secret_store once for the run" in entries["globex"]["ceops_failures"][0]["message"]
+    # Set on some CE tenants only, the run's read (on the first) was skipped: those that name one fail the same way.
+    entries = dict((e["name"], e) for e in fleet.elect([view("acme", secret_store_read={"skipped": True}),
+                                                        dict(views[1], secret_store_read={"skipped": True})]))
+    assert "this run reads none" in entries["globex"]["ceops_failures"][0]["message"] and "ceops_failures" not in entries["acme"]
     assert fleet.APP_GROUP in entries["acme"]["groups"]
