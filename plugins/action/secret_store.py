@@ -36,7 +36,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(ARGUMENT_SPEC)
+        args = self.validate_argument_spec(ARGUMENT_SPEC)[1]
         try:
             path = secret_store.store_path(args["path"])
             encrypt = self.encrypter(path, args.get("vault_id"))

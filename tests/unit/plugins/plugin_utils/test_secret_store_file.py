@@ -115,11 +115,15 @@ def test_a_lock_file_that_is_a_symlink_is_refused(store, tmp_path):
     assert not (tmp_path / "planted").exists() and not os.path.exists(store)
 
 
+def wrong_password(raw):
+    raise ValueError("Decryption failed (no vault secrets were found that could decrypt)")
+
+
 def test_a_store_the_run_cannot_decrypt_says_what_to_give(store):
     with open(store, "wb") as handle:
         handle.write(b"$ANSIBLE_VAULT;1.1;AES256\nnot-ours\n")
     with pytest.raises(secret_store.StoreError, match=r"cannot be decrypted with the vault secrets of this run .*--ask-vault-pass or --vault-id"):
-        secret_store.read(store, lambda raw: (_ for _ in ()).throw(ValueError("Decryption failed")))
+        secret_store.read(store, wrong_password)
 
 
 def test_a_store_of_another_shape_is_refused(store):
