@@ -59,11 +59,28 @@ def fleet_members(hosts, hostvars, secret_base_name=fleet.DEFAULT_SECRET_NAME):
         if not view["app"] and vault.get("app_id"):
             # A part run alone knows CE's app from the inventory only.
             view["app"] = {"app_id": vault.get("app_id"), "service_principal_id": vault.get("service_principal_id")}
-        view["vault_secret"] = _get(host_vars, "mailbox_oauth_verify_client_secret") or (vault.get("client_secrets") or {}).get(host) \
-            or vault.get("client_secret")
+        # The secret store (ceops_secret_store), as the run read it at its start: this CE tenant's entries, and the one that is
+        # CE's secret; a part run alone that has no ms_apps learns CE's app from it.
+        view["secret_store"] = _get(host_vars, "ceops_secret_store") or None
+        view["secret_store_read"] = _get(host_vars, "ceops_secret_store_result")
+        view["stored"] = [e for e in _get(host_vars, "ceops_secret_store_entries", []) if e.get("ce_tenant") == host] if view["secret_store"] else []
+        view["stored_secret"] = fleet.stored_secret(view) if view["stored"] else None
+        if not view["app"] and view["stored_secret"]:
+            view["app"] = {"app_id": view["stored_secret"]["app_id"]}
+        # The proof's given secret: the operator's, else the store's, else the copy in Ansible Vault (ms_apps).
+        view["vault_secret"] = _get(host_vars, "mailbox_oauth_verify_client_secret") or (view["stored_secret"] or {}).get("client_secret") \
+            or (vault.get("client_secrets") or {}).get(host) or vault.get("client_secret")
         view["ce"] = fleet.ce_result(view["settings"], view["delivery"], view["connection"], view["gateway"], view["batch_update"])
         views.append(view)
     return views
+
+
+def fleet_stored_secret(host, hostvars):
+    """The secret store's entry that is CE's secret for the CE tenant ``host`` (fleet.stored_secret), or {}: what the roles
+    give CE (ce.yml alone) and prove with (verify.yml alone) when the run did not make the secret itself."""
+    if not _get(hostvars[host], "ceops_secret_store"):
+        return {}
+    return fleet_members([host], hostvars)[0]["stored_secret"] or {}
 
 
 def fleet_inventory(hosts, hostvars):
@@ -148,6 +165,8 @@ RULES = {
     "secret_unavailable": fleet.secret_unavailable,
     "batch_handoff": fleet.batch_handoff,
     "proof_secret": fleet_proof_secret,
+    "stored_secret": fleet_stored_secret,
+    "store_update": fleet.store_update,
     "retire": fleet_retire,
     "offboard_plan": fleet.offboard_plan,
     "offboard_ce": fleet.offboard_ce,

@@ -21,11 +21,15 @@ import json
 import re
 
 from ansible_collections.ceops.exchange_oauth.plugins.module_utils.timestamps import parse_time
+from ansible_collections.ceops.exchange_oauth.plugins.plugin_utils import secret_store
 
 APP_GROUP = "ceops_app_leads"
 DEPLOYMENT_GROUP = "ceops_deployment_leads"
 # CE tenants whose mailboxes are read from their CE connection (ce_mailboxes_from_portal): a play of their own.
 PORTAL_MAILBOXES_GROUP = "ceops_portal_mailboxes"
+# The app leads of a run with a secret store (ceops_secret_store): the plays that keep the store run on them only, so a run
+# without a store spends no host-task on it.
+SECRET_STORE_GROUP = "ceops_secret_store_leads"
 DEFAULT_SECRET_NAME = "CE mailbox access"
 SEND_PERMISSION = "SMTP.SendAsApp"
 CAPABILITY_OAUTH_SEND = "oauth_send_smtp"
@@ -117,6 +121,11 @@ def elect(views, inventory=None):
             entries[host] = {"name": host, "groups": [],
                              "ceops_failures": list(view.get("failures") or []) + [failure("Inventory", "CE tenant %s: %s" % (host, "; ".join(problems)))]}
             continue
+        store_problem = secret_store_problem(view)
+        if store_problem:
+            entries[host] = {"name": host, "groups": [],
+                             "ceops_failures": list(view.get("failures") or []) + [failure("Secret store", store_problem)]}
+            continue
         if failed(view):
             continue
         if view.get("mailboxes_from_portal"):
@@ -126,13 +135,31 @@ def elect(views, inventory=None):
     for unit in apps.values():
         unit["inventory_members"] = sorted(set(unit["members"]) | set(
             entry["host"] for entry in inventory or [] if entry.get("tenant_id") and app_unit_key(entry) == unit["key"]))
+    by_host = dict((v["host"], v) for v in views)
     for group, units, var in ((APP_GROUP, apps, "ceops_app_unit"), (DEPLOYMENT_GROUP, deployments, "ceops_deployment_unit")):
         for unit in units.values():
             lead = unit["members"][0]
             entry = entries.setdefault(lead, {"name": lead, "groups": []})
             entry["groups"].append(group)
             entry[var] = unit
+            if group == APP_GROUP and by_host[lead].get("secret_store"):
+                entry["groups"].append(SECRET_STORE_GROUP)
     return [entries[host] for host in sorted(entries)]
+
+
+def secret_store_problem(view):
+    """Why the secret store stops this CE tenant, or None: the run's read of the store failed (it cannot be decrypted, is not
+    encrypted, is a link; no vault secret to keep a new one with), or the CE tenant names another store than the one the run
+    read. Found before anything is made: a run must not make secrets it cannot keep."""
+    if not view.get("secret_store"):
+        return None
+    read = view.get("secret_store_read") or {}
+    if read.get("failed"):
+        return read.get("msg") or "the secret store %s could not be read" % view["secret_store"]
+    if not read.get("path") or secret_store.store_path(view["secret_store"]) != read["path"]:
+        return ("CE tenant %s names the secret store %s, but this run reads %s: set ceops_secret_store once for the run (group_vars/all "
+                "or -e), not per CE tenant" % (view["host"], view["secret_store"], read.get("path") or "none"))
+    return None
 
 
 # -- the Azure AD part ---------------------------------------------------------------------------------------------------
@@ -177,8 +204,11 @@ def app_fact(result, view, previous=None, keep_secret=True):
                     client_secret_removed_key_ids=own.get("removed_key_ids") or [],
                     client_secret_expired_key_ids=own.get("expired_key_ids") or [])
         if own.get("client_secret"):
-            # The value exists only in this run's memory, and only for the secret it made.
+            # The value exists only in this run's memory, and only for the secret it made (which a later call of the run may
+            # retire: the key id of the value stays with it, for the secret store).
             fact["client_secret"] = own["client_secret"]
+            fact["client_secret_made"] = {"key_id": own.get("key_id"), "start_date_time": own.get("start_date_time"),
+                                          "end_date_time": own.get("end_date_time")}
     return fact
 
 
@@ -594,6 +624,53 @@ def proof_secret(ce_result, app, given=None, ce_part_ran=True):
         return None, "CE's app is not known in this run"
     return None, ("CE's client secret is not known in this run (the Portal never shows it): give it from Ansible Vault as "
                   "ms_apps[<directory>].client_secrets[<CE tenant>] (docs/verify.md)")
+
+
+# -- the secret store (docs/lifecycle.md) -------------------------------------------------------------------------------
+def stored_entries(view):
+    """This CE tenant's entries of the secret store as the run read it at its start (``view["stored"]``): its directory, its
+    own secret name, and CE's app when the run knows it."""
+    app_id = str((view.get("app") or {}).get("app_id") or "").lower()
+    return [e for e in view.get("stored") or []
+            if e.get("ce_tenant") == view["host"] and str(e.get("tenant_id")).lower() == str(view.get("tenant_id")).lower()
+            and e.get("secret_name") == view.get("secret_name") and (not app_id or str(e.get("app_id")).lower() == app_id)]
+
+
+def stored_secret(view, now=None):
+    """The stored secret of this CE tenant (an entry, with its value) or None: when the run knows its app's current own secret
+    (the app was read), that one and no other; else the newest by start that has not expired (a part run alone)."""
+    entries = stored_entries(view)
+    current = str((view.get("app") or {}).get("client_secret_key_id") or "").lower()
+    if current:
+        return next((e for e in entries if str(e.get("key_id")).lower() == current), None)
+    now = now or utcnow()
+    valid = [e for e in entries if not (parse_time(e.get("end_date_time")) and parse_time(e.get("end_date_time")) <= now)]
+    oldest = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+    return max(valid, key=lambda e: (parse_time(e.get("start_date_time")) or oldest, e.get("key_id")), default=None)
+
+
+def store_update(views):
+    """What one app's CE tenants change in the secret store now -> {"add": entries, "remove_key_ids": [...]}:
+    - add every secret made for them in this run (its value is in their app fact), before CE gets it, so a run that ends
+      before the delivery still keeps it; not one the run has retired again;
+    - remove the secrets retired or removed in this run, and the entries whose secret the app no longer has (removed by hand in
+      Entra, or by another run), when this run read the app's secret list. Only entries the run read at its start are judged so:
+      an entry another run added since (its secret made after this run read the app) is not in this run's list, and stays."""
+    add, remove = [], []
+    for view in views:
+        app = view.get("app") or {}
+        made = app.get("client_secret_made") or {}
+        if app.get("client_secret") and made.get("key_id") and app.get("app_id"):
+            add.append({"tenant_id": view.get("tenant_id"), "app_id": app["app_id"], "key_id": str(made["key_id"]).lower(),
+                        "secret_name": view["secret_name"], "ce_tenant": view["host"], "start_date_time": made.get("start_date_time"),
+                        "end_date_time": made.get("end_date_time"), "client_secret": app["client_secret"]})
+        gone = [str(k).lower() for k in app.get("client_secret_removed_key_ids") or []]
+        if "client_secrets" in app and app.get("app_id"):
+            listed = set(str(s.get("key_id")).lower() for s in app["client_secrets"] or [])
+            gone += [str(e["key_id"]).lower() for e in stored_entries(view) if str(e["key_id"]).lower() not in listed]
+        remove.extend(k for k in gone if k not in remove)
+    # A secret made and retired in the same run (CE took another run's) is removed, not kept.
+    return {"add": [e for e in add if e["key_id"] not in remove], "remove_key_ids": remove}
 
 
 # -- retiring secrets ----------------------------------------------------------------------------------------------------

@@ -523,3 +523,70 @@ def test_the_last_ce_tenant_leaving_takes_ces_app_only_when_it_holds_nothing_of_
     assert "stays with its Exchange service principal" in decision["reason"]
     # Without the operator's switch, or with a CE tenant staying, that is the reason, whatever the app holds.
     assert "ceops_offboard_remove_app" in fleet.app_removal([view("fjord", app=hand_made)], [view("fjord")])["reason"]
+
+# -- the secret store -------------------------------------------------------------------------------------------------------
+def stored(host, key_id, start, app_id="app-1", tenant_id=CONTOSO, end="2027-12-01T00:00:00Z", **extra):
+    entry = {"tenant_id": tenant_id, "app_id": app_id, "key_id": key_id, "secret_name": "CE mailbox access (%s)" % host, "ce_tenant": host,
+             "start_date_time": start, "end_date_time": end, "client_secret": "value-%s" % key_id}
+    entry.update(extra)
+    return entry
+
+
+def test_the_stored_secret_is_the_apps_current_one_when_the_run_read_the_app_else_the_newest_valid():
+    entries = [stored("acme", "k1", "2026-01-01T00:00:00Z"), stored("acme", "k2", "2026-06-01T00:00:00Z"),
+               stored("acme", "k3", "2026-09-01T00:00:00Z", end="2026-10-01T00:00:00Z"),  # the newest, expired
+               stored("acme", "k9", "2026-11-01T00:00:00Z", app_id="another-app"),
+               stored("acme", "k8", "2026-11-01T00:00:00Z", tenant_id=FABRIKAM),
+               stored("acme", "k7", "2026-11-01T00:00:00Z", secret_name="CE mailbox access (globex)"),
+               stored("globex", "k6", "2026-11-01T00:00:00Z")]
+    # A part run alone: no app read, so the newest valid one of its own directory, app and name.
+    assert fleet.stored_secret(view("acme", stored=entries, app={"app_id": "APP-1"}), NOW)["key_id"] == "k2"
+    # The app was read: its current own secret, and no other (not in the store: none).
+    assert fleet.stored_secret(view("acme", stored=entries, app={"app_id": "app-1", "client_secret_key_id": "K1"}), NOW)["key_id"] == "k1"
+    assert fleet.stored_secret(view("acme", stored=entries, app={"app_id": "app-1", "client_secret_key_id": "k5"}), NOW) is None
+    # Without the app's id the store tells it (the newest of the directory and name, whichever app).
+    assert fleet.stored_secret(view("acme", stored=entries), NOW)["key_id"] == "k9"
+    assert fleet.stored_secret(view("hooli", stored=entries), NOW) is None
+
+
+def test_the_store_gets_the_secrets_made_in_the_run_before_ce_does_and_loses_those_retired_or_gone():
+    made = {"app_id": "app-1", "client_secret": "new-value", "client_secret_made": {"key_id": "K4", "start_date_time": "s", "end_date_time": "e"},
+            "client_secret_key_id": "k4", "client_secrets": [{"key_id": "k4"}, {"key_id": "k1"}]}
+    acme = view("acme", app=made, stored=[stored("acme", "k1", "2026-01-01T00:00:00Z")])
+    # globex's list no longer has k2 (removed by hand in Entra); initech's app was not read (no client_secrets): nothing judged.
+    globex = view("globex", app={"app_id": "app-1", "client_secrets": [{"key_id": "k3"}]},
+                  stored=[stored("globex", "k2", "2026-01-01T00:00:00Z"), stored("globex", "k3", "2026-02-01T00:00:00Z")])
+    initech = view("initech", app={"app_id": "app-1"}, stored=[stored("initech", "k5", "2026-01-01T00:00:00Z")])
+    update = fleet.store_update([acme, globex, initech])
+    assert update["add"] == [{"tenant_id": CONTOSO, "app_id": "app-1", "key_id": "k4", "secret_name": "CE mailbox access (acme)",
+                              "ce_tenant": "acme", "start_date_time": "s", "end_date_time": "e", "client_secret": "new-value"}]
+    assert update["remove_key_ids"] == ["k2"]
+    # After the retirement: the old one goes; a secret this run made and retired again (CE took another run's) is not kept.
+    retired = dict(made, client_secret_removed_key_ids=["K1"], client_secrets=[{"key_id": "k4"}])
+    assert fleet.store_update([dict(acme, app=retired)])["remove_key_ids"] == ["k1"]
+    superseded = dict(made, client_secret_key_id="k1", client_secret_removed_key_ids=["k4"], client_secrets=[{"key_id": "k1"}])
+    assert fleet.store_update([dict(acme, app=superseded)]) == {"add": [], "remove_key_ids": ["k4"]}
+    # An entry another run added after this one read the store is not in this run's snapshot: never judged by its list.
+    assert fleet.store_update([view("acme", app={"app_id": "app-1", "client_secrets": []}, stored=[])]) == {"add": [], "remove_key_ids": []}
+
+
+def test_with_a_store_the_app_leads_join_its_group_and_a_store_the_run_could_not_read_fails_every_ce_tenant():
+    read = {"changed": False, "path": "/keep/store.yml"}
+    views = [view("acme", secret_store="/keep/store.yml", secret_store_read=read), view("globex", secret_store="/keep/store.yml", secret_store_read=read),
+             view("initech", FABRIKAM, secret_store="/keep/store.yml", secret_store_read=read)]
+    entries = dict((e["name"], e) for e in fleet.elect(views))
+    assert fleet.SECRET_STORE_GROUP in entries["acme"]["groups"] and fleet.SECRET_STORE_GROUP in entries["initech"]["groups"]
+    assert all(fleet.SECRET_STORE_GROUP not in e["groups"] for e in fleet.elect([view("acme"), view("initech", FABRIKAM)]))
+
+    failed = {"failed": True, "msg": "secret store /keep/store.yml cannot be decrypted with the vault secrets of this run"}
+    entries = fleet.elect([dict(v, secret_store_read=failed) for v in views])
+    assert sorted(e["name"] for e in entries) == ["acme", "globex", "initech"] and all(e["groups"] == [] for e in entries)
+    assert all(e["ceops_failures"] == [{"part": "Secret store", "task": "", "message": failed["msg"]}] for e in entries)
+    # One CE tenant naming another store than the run read fails alone, saying to set it once.
+    entries = dict((e["name"], e) for e in fleet.elect([views[0], dict(views[1], secret_store="/other.yml")]))
+    assert "set ceops_secret_store once for the run" in entries["globex"]["ceops_failures"][0]["message"]
+    # Set on some CE tenants only, the run's read (on the first) was skipped: those that name one fail the same way.
+    entries = dict((e["name"], e) for e in fleet.elect([view("acme", secret_store_read={"skipped": True}),
+                                                        dict(views[1], secret_store_read={"skipped": True})]))
+    assert "this run reads none" in entries["globex"]["ceops_failures"][0]["message"] and "ceops_failures" not in entries["acme"]
+    assert fleet.APP_GROUP in entries["acme"]["groups"]
