@@ -26,6 +26,7 @@ import inspect
 import io
 import json
 import os
+import pkgutil
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -95,6 +96,35 @@ def load_internals():
 
 def _importable(names):
     return all(importlib.util.find_spec(name) is not None for name in names)
+
+
+# What preload() imports: the collection's action plugins and module_utils (and, through them, requests, imaplib, smtplib, ...).
+PRELOADED_PACKAGES = ("ansible_collections.ceops.exchange_oauth.plugins.action",
+                      "ansible_collections.ceops.exchange_oauth.plugins.module_utils")
+_preloaded = []
+
+
+def preload():
+    """Import, in the controller process and once per run, what the collection's action plugins and in-process modules import.
+
+    Every task runs in a worker process forked from the controller; a library the controller has not imported is imported
+    again by each worker that needs it (our module_utils, requests, ...): about a third of a CE tenant's controller CPU in a
+    warm site.yml (docs/benchmark.md). Imported once here, before the workers are forked, every worker inherits it. Where
+    this ansible-core runs no module in-process, nothing is imported. A library that cannot be imported (msal or winrm not
+    installed, say) is left out: the task that needs it decides then (InProcessAction.runs_in_process)."""
+    if _preloaded or load_internals() is None:
+        return
+    _preloaded.append(True)
+    for package_name in PRELOADED_PACKAGES:
+        try:
+            package = importlib.import_module(package_name)
+        except ImportError:
+            continue
+        for found in pkgutil.iter_modules(package.__path__):
+            try:
+                importlib.import_module("%s.%s" % (package_name, found.name))
+            except Exception:  # pylint: disable=broad-except  # an optional library missing: the module itself reports it
+                continue
 
 
 class InProcessAction(ActionBase):

@@ -247,3 +247,34 @@ def test_a_module_that_raises_fails_its_task_with_the_exception_as_a_process_wou
     assert path == "in-process"
     assert result["failed"] is True and result["exception"].event.msg == "the module broke: 42"
     assert internal.is_controller is True
+
+
+@pytest.mark.skipif(not HAS_INTERNALS, reason="this ansible-core runs every module as a process")
+def test_preload_imports_the_action_plugins_and_module_utils_once_for_the_workers_to_inherit(monkeypatch):
+    monkeypatch.setattr(in_process, "_preloaded", [])
+    gone = ["ansible_collections.ceops.exchange_oauth.plugins.action.mailbox_oauth_check",
+            "ansible_collections.ceops.exchange_oauth.plugins.module_utils.mail_login"]
+    for name in gone:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    in_process.preload()
+    assert all(name in sys.modules for name in gone)
+    imported = mock.Mock(side_effect=importlib.import_module)
+    monkeypatch.setattr(in_process.importlib, "import_module", imported)
+    in_process.preload()
+    assert imported.call_count == 0  # once per run
+
+
+def test_preload_imports_nothing_where_modules_run_as_processes(monkeypatch):
+    monkeypatch.setattr(in_process, "_preloaded", [])
+    monkeypatch.setattr(in_process, "load_internals", lambda: None)
+    imported = mock.Mock()
+    monkeypatch.setattr(in_process.importlib, "import_module", imported)
+    in_process.preload()
+    assert imported.call_count == 0 and in_process._preloaded == []
+
+
+def test_the_fleet_play_pattern_passes_through_and_preloads(monkeypatch):
+    from ansible_collections.ceops.exchange_oauth.plugins.filter import fleet as fleet_filter
+    called = []
+    monkeypatch.setattr(in_process, "preload", lambda: called.append(True))
+    assert fleet_filter.fleet_rule("ce_tenants:&emea", "hosts") == "ce_tenants:&emea" and called == [True]
