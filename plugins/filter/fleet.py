@@ -139,13 +139,6 @@ def fleet_retire(views, grace_hours=None, offboarding=False):
 
 
 def fleet_hosts(pattern):
-    """The fleet play's host pattern, as given. The fleet play's hosts are worked out by the controller itself, before any worker
-    is forked: used there, this filter is loaded once for the run and every worker inherits it, where each would otherwise load
-    it again for its first rule (~40 ms of CPU per host-task)."""
-    return pattern
-
-
-def fleet_hosts(pattern):
     """The fleet play's host pattern, as given. The controller works it out itself, before it forks any worker for the run's
     tasks: this filter, and with it what the collection's modules import (in_process.preload), are then loaded once for the
     run and inherited by every worker, where each worker would otherwise import them again (docs/benchmark.md)."""
@@ -155,7 +148,6 @@ def fleet_hosts(pattern):
 
 # The rules the roles and playbooks call, by name: ``value | ceops.exchange_oauth.fleet('<rule>', ...)``.
 RULES = {
-    "hosts": fleet_hosts,
     "hosts": fleet_hosts,
     "members": fleet_members,
     "elect": fleet.elect,

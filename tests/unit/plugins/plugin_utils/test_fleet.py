@@ -524,6 +524,7 @@ def test_the_last_ce_tenant_leaving_takes_ces_app_only_when_it_holds_nothing_of_
     # Without the operator's switch, or with a CE tenant staying, that is the reason, whatever the app holds.
     assert "ceops_offboard_remove_app" in fleet.app_removal([view("fjord", app=hand_made)], [view("fjord")])["reason"]
 
+
 # -- the secret store -------------------------------------------------------------------------------------------------------
 def stored(host, key_id, start, app_id="app-1", tenant_id=CONTOSO, end="2027-12-01T00:00:00Z", **extra):
     entry = {"tenant_id": tenant_id, "app_id": app_id, "key_id": key_id, "secret_name": "CE mailbox access (%s)" % host, "ce_tenant": host,
