@@ -46,6 +46,28 @@ def store_path(path):
     return os.path.abspath(os.path.expanduser(str(path).strip()))
 
 
+def check_directory(path):
+    """The store's directory, refused when it does not exist, or when anyone but the run's user (or root) owns it or group or
+    others may write to it: they could remove the store, or put a file or a link of their own where the store or its lock
+    is about to be written. The store itself is encrypted; who may replace it matters, not who may read it."""
+    directory = os.path.dirname(path)
+    try:
+        info = os.stat(directory)
+    except OSError as error:
+        raise StoreError("secret store %s: its directory %s cannot be used (%s): make it, only for the account that runs the "
+                         "playbooks (mkdir -m 700 %s), or set ceops_secret_store to a file in another (%s)"
+                         % (path, directory, error.strerror, directory, WHAT_TO_DO))
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid not in (os.geteuid(), 0):
+        raise StoreError("secret store %s: its directory %s belongs to user id %d, not to the account that runs the playbooks "
+                         "(%d), who could remove or replace the store: keep it in a directory of your own (mkdir -m 700) (%s)"
+                         % (path, directory, info.st_uid, os.geteuid(), WHAT_TO_DO))
+    if mode & 0o022:
+        raise StoreError("secret store %s: group or others may write to its directory %s (mode %04o), and so remove or replace "
+                         "the store: close it (chmod go-w %s) or keep the store in a directory of your own (%s)"
+                         % (path, directory, mode, directory, WHAT_TO_DO))
+
+
 def read_raw(path):
     """The store file's bytes, or None when it does not exist yet (an empty store). A symlink, or anything but a regular file,
     is refused: the store is written by replacing the file, which would replace the link, not what it points to, and a link
@@ -217,12 +239,14 @@ def write_atomic(path, data):
 
 def read(path, decrypt):
     """The store's entries (an empty list when the file does not exist yet)."""
+    check_directory(path)
     return load(read_raw(path), decrypt, path)
 
 
 def update(path, decrypt, encrypt, add=None, remove_key_ids=None, check_mode=False):
     """Add and remove entries under the lock, writing only when the entries change and never in check mode.
     -> {"changed", "added", "replaced", "removed", "entries" (how many), "before", "after" (descriptions)}"""
+    check_directory(path)
     with locked(path):
         raw = read_raw(path)
         before = load(raw, decrypt, path)

@@ -176,3 +176,26 @@ def test_for_ce_tenants_keeps_only_theirs():
 def test_an_empty_path_is_refused():
     with pytest.raises(secret_store.StoreError, match="ceops_secret_store is empty"):
         secret_store.store_path("  ")
+
+
+def test_a_directory_others_may_write_to_or_that_is_not_there_is_refused_before_anything_is_read_or_written(store):
+    directory = os.path.dirname(store)
+    os.chmod(directory, 0o777)
+    for attempt in (lambda: secret_store.read(store, decrypt), lambda: secret_store.update(store, decrypt, encrypt, add=[entry("acme", "K1")])):
+        with pytest.raises(secret_store.StoreError) as refused:
+            attempt()
+        assert "group or others may write to its directory %s (mode 0777)" % directory in str(refused.value)
+    assert os.listdir(directory) == []
+    os.chmod(directory, 0o755)
+    missing = os.path.join(directory, "nowhere", "store.yml")
+    with pytest.raises(secret_store.StoreError, match="mkdir -m 700"):
+        secret_store.read(missing, decrypt)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the directory to another user")
+def test_a_directory_of_another_user_is_refused(store):
+    directory = os.path.dirname(store)
+    os.chown(directory, 65534, -1)
+    with pytest.raises(secret_store.StoreError, match="belongs to user id 65534"):
+        secret_store.update(store, decrypt, encrypt, add=[entry("acme", "K1")])
+    assert not os.path.exists(store)
