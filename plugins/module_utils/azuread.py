@@ -71,10 +71,11 @@ def requested_role_ids(required_resource_access):
 API_NAMES = {EXCHANGE_APP_ID: "Office 365 Exchange Online", GRAPH_APP_ID: "Microsoft Graph"}
 
 
-def other_parts(application, managed_ids, own_secret_names=()):
+def other_parts(application, managed_ids, own_secret_names=None):
     """What an app holds that this collection does not manage, as words: other APIs' permissions and Exchange permissions that
     are not the runbook's application roles (the delegated User.Read the Entra admin center adds to every registration made
-    by hand, too), certificates, and client secrets of other names. Whoever added them may use the app: it is not deleted."""
+    by hand, too), certificates, and client secrets of names not in ``own_secret_names`` (None: secrets are not looked at).
+    Whoever added them may use the app: it is not deleted."""
     parts = []
     for entry in (application or {}).get("requiredResourceAccess") or []:
         api = entry.get("resourceAppId")
@@ -85,9 +86,9 @@ def other_parts(application, managed_ids, own_secret_names=()):
                                                      API_NAMES.get(api, "API %s" % api)))
     for cred in (application or {}).get("keyCredentials") or []:
         parts.append("certificate %r" % (cred.get("displayName") or cred.get("keyId")))
-    for cred in (application or {}).get("passwordCredentials") or []:
-        if cred.get("displayName") not in own_secret_names:
-            parts.append("client secret %r" % (cred.get("displayName") or cred.get("keyId")))
+    if own_secret_names is not None:
+        parts.extend("client secret %r" % (cred.get("displayName") or cred.get("keyId"))
+                     for cred in (application or {}).get("passwordCredentials") or [] if cred.get("displayName") not in own_secret_names)
     return parts
 
 
@@ -305,9 +306,8 @@ class AppReconciler(Reconciler):
             self.result.update(app_id=application.get("appId"), object_id=application.get("id"))
             exchange_sp = self.step("reading the Office 365 Exchange Online service principal",
                                     lambda: self.graph.get_service_principal(EXCHANGE_APP_ID)) or {}
-            managed = set(role.get("id") for role in exchange_sp.get("appRoles", []) if role.get("value") in EXCHANGE_ROLE_NAMES)
             # Its secrets go with it (CE's, and any other: offboarding decides on those before it asks, fleet.app_removal).
-            kept = [part for part in other_parts(application, managed) if not part.startswith("client secret")]
+            kept = other_parts(application, set(managed_roles(exchange_sp).values()))
             if kept:
                 self.result["other_parts"] = kept
                 self.refuse("app %s holds what this collection does not manage: %s. It is not deleted: whoever added that may use "
@@ -330,7 +330,7 @@ class AppReconciler(Reconciler):
         try:
             wanted = exchange_role_ids(exchange_sp, p["exchange_permissions"])
             retained = exchange_role_ids(exchange_sp, p.get("retain_exchange_permissions") or [])
-            managed = exchange_role_ids(exchange_sp, [n for n in EXCHANGE_ROLE_NAMES if n in role_values(exchange_sp)])
+            managed = managed_roles(exchange_sp)
         except ValueError as exc:
             raise StepError("%s: resolving exchange_permissions" % self.label, ServiceError("Microsoft Graph", str(exc)))
         names_by_id = dict((v.get("id"), v.get("value")) for v in exchange_sp.get("appRoles", []))
@@ -570,6 +570,11 @@ class AppReconciler(Reconciler):
 
 def role_values(resource_sp):
     return set(role.get("value") for role in resource_sp.get("appRoles", []))
+
+
+def managed_roles(exchange_sp):
+    """{name: app role id} of the runbook's Exchange application permissions the directory offers: the ones this module manages."""
+    return exchange_role_ids(exchange_sp, [n for n in EXCHANGE_ROLE_NAMES if n in role_values(exchange_sp)])
 
 
 def describe_candidate(application):
